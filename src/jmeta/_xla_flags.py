@@ -1,0 +1,41 @@
+"""XLA flags that jmeta needs on CPU, applied before JAX initialises its backend.
+
+JAX 0.10 on CPU can hang inside MJX's batched Cholesky solve with XLA's concurrency-optimised
+scheduler (see DESIGN.md, "Runtime on CPU"). Entry points, the test suite and benchmarks call
+:func:`configure_cpu_flags` before the first JAX computation. Flags the user already set in
+``XLA_FLAGS`` are kept: ours are appended, never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+
+CPU_SAFE_FLAGS: tuple[str, ...] = ("--xla_cpu_enable_concurrency_optimized_scheduler=false",)
+
+
+def configure_cpu_flags(environ: dict[str, str] | None = None) -> str:
+    """Appends jmeta's CPU-safety flags to ``XLA_FLAGS`` unless the user set them already.
+
+    Returns the resulting ``XLA_FLAGS`` string. It only has an effect when called before JAX
+    creates its CPU backend (the first computation), which is why the entry points call it first.
+    """
+    env = os.environ if environ is None else environ
+    current = env.get("XLA_FLAGS", "")
+    present = {flag.split("=")[0] for flag in current.split()}
+    extra = [flag for flag in CPU_SAFE_FLAGS if flag.split("=")[0] not in present]
+    if extra:
+        env["XLA_FLAGS"] = " ".join([current, *extra]).strip()
+    return env.get("XLA_FLAGS", "")
+
+
+def enable_compilation_cache(cache_dir: str | None = None) -> None:
+    """Turns on JAX's persistent compilation cache (used by tests and benchmarks)."""
+    import jax
+
+    path = cache_dir or os.environ.get("JMETA_COMPILATION_CACHE", "")
+    if not path:
+        path = os.path.join(os.path.expanduser("~"), ".cache", "jmeta", "jax_compilation_cache")
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -1,0 +1,187 @@
+"""Run and algorithm configurations: frozen dataclasses, validated before anything compiles.
+
+Field docstrings become ``--help`` text through tyro.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Literal
+
+from jmeta.errors import ConfigError
+from jmeta.networks.policies import ACTIVATIONS
+from jmeta.rl.surrogates import INNER_ESTIMATORS
+
+
+def _check(cond: bool, field: str, message: str, value: Any) -> None:
+    if not cond:
+        raise ConfigError(f"{field}: {message}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MAMLConfig:
+    """MAML with a VPG inner loop and a TRPO (or PPO-clip) outer update."""
+
+    episodes_per_task: int = 20
+    """Episodes sampled per task for each inner step and for the post-adaptation batch."""
+    num_inner_steps: int = 1
+    """Inner VPG steps during meta-training (>= 1)."""
+    inner_lr: float = 0.1
+    """Inner-loop step size alpha (an array at run time: changing it does not recompile)."""
+    first_order: bool = False
+    """Treat the inner gradient as a constant (first-order MAML)."""
+    inner_estimator: Literal["lvc", "dice", "vpg"] = "lvc"
+    """Inner surrogate: 'lvc' (ProMP), 'dice' (unbiased, higher variance) or 'vpg' (original MAML, biased meta-gradient)."""
+    outer: Literal["trpo", "ppo"] = "trpo"
+    """Outer update: TRPO (conjugate gradient + line search) or PPO's clipped objective with Adam."""
+    max_kl: float = 0.01
+    """TRPO: mean-KL trust region of the post-adaptation policies."""
+    cg_iters: int = 10
+    """TRPO: conjugate-gradient iterations."""
+    cg_damping: float = 1e-5
+    """TRPO: damping added to the Fisher-vector product."""
+    backtrack_ratio: float = 0.8
+    """TRPO: line-search shrink factor."""
+    max_backtracks: int = 15
+    """TRPO: line-search candidates before the step is rejected."""
+    ppo_epochs: int = 5
+    """PPO outer: gradient steps per meta-iteration on the same post-adaptation batch."""
+    ppo_lr: float = 1e-3
+    """PPO outer: Adam learning rate."""
+    ppo_clip: float = 0.2
+    """PPO outer: ratio clipping epsilon."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 1.0
+    """GAE lambda over the linear feature baseline (1.0: returns minus baseline)."""
+    normalize_advantages: bool = True
+    """Standardise advantages per task batch (rllab's center_adv)."""
+    hidden_sizes: tuple[int, ...] = (100, 100)
+    """Policy MLP hidden layer sizes."""
+    activation: Literal["relu", "tanh", "elu", "gelu", "swish"] = "relu"
+    """Policy MLP activation."""
+    init_std: float = 1.0
+    """Initial standard deviation of the Gaussian policy."""
+    state_dependent_std: bool = False
+    """Predict the log-std from the observation instead of learning one vector."""
+    eval_adapt_steps: int = 3
+    """Meta-test: inner steps K; returns are reported after 0..K steps."""
+    eval_episodes_per_task: int = 20
+    """Meta-test: episodes per task per adaptation step."""
+
+    def validate(self, prefix: str = "maml") -> None:
+        p = prefix + "."
+        _check(self.episodes_per_task >= 1, p + "episodes_per_task", "must be >= 1", self.episodes_per_task)
+        _check(self.num_inner_steps >= 1, p + "num_inner_steps", "must be >= 1", self.num_inner_steps)
+        _check(self.inner_lr > 0, p + "inner_lr", "must be > 0", self.inner_lr)
+        _check(self.inner_estimator in INNER_ESTIMATORS, p + "inner_estimator", f"must be one of {INNER_ESTIMATORS}", self.inner_estimator)
+        _check(self.outer in ("trpo", "ppo"), p + "outer", "must be 'trpo' or 'ppo'", self.outer)
+        _check(self.max_kl > 0, p + "max_kl", "must be > 0", self.max_kl)
+        _check(self.cg_iters >= 1, p + "cg_iters", "must be >= 1", self.cg_iters)
+        _check(self.cg_damping >= 0, p + "cg_damping", "must be >= 0", self.cg_damping)
+        _check(0 < self.backtrack_ratio < 1, p + "backtrack_ratio", "must be in (0, 1)", self.backtrack_ratio)
+        _check(self.max_backtracks >= 1, p + "max_backtracks", "must be >= 1", self.max_backtracks)
+        _check(self.ppo_epochs >= 1, p + "ppo_epochs", "must be >= 1", self.ppo_epochs)
+        _check(self.ppo_lr > 0, p + "ppo_lr", "must be > 0", self.ppo_lr)
+        _check(0 < self.ppo_clip < 1, p + "ppo_clip", "must be in (0, 1)", self.ppo_clip)
+        _check(0 <= self.gamma <= 1, p + "gamma", "must be in [0, 1]", self.gamma)
+        _check(0 <= self.gae_lambda <= 1, p + "gae_lambda", "must be in [0, 1]", self.gae_lambda)
+        _check(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes), p + "hidden_sizes", "must be positive layer widths", self.hidden_sizes)
+        _check(self.activation in ACTIVATIONS, p + "activation", f"must be one of {sorted(ACTIVATIONS)}", self.activation)
+        _check(self.init_std > 0, p + "init_std", "must be > 0", self.init_std)
+        _check(self.eval_adapt_steps >= 0, p + "eval_adapt_steps", "must be >= 0", self.eval_adapt_steps)
+        _check(self.eval_episodes_per_task >= 1, p + "eval_episodes_per_task", "must be >= 1", self.eval_episodes_per_task)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A meta-training run: `python -m jmeta.train --algo maml --env point_nav [flags]`."""
+
+    algo: Literal["maml"] = "maml"
+    """Meta-learning algorithm."""
+    env: str = "point_nav"
+    """Environment name (see jmeta.list_envs())."""
+    env_variant: str = "default"
+    """Published definition of the environment to use (see jmeta.list_variants(env))."""
+    env_horizon: int | None = None
+    """Override the environment's episode horizon (None: the variant's)."""
+    rescale_actions: bool = True
+    """Agent acts in [-1, 1]^d, mapped onto the env's action box (rllab's normalize, as MAML)."""
+    seed: int = 0
+    """Random seed of the run (training keys derive from it and the iteration number)."""
+    meta_iters: int = 300
+    """Number of meta-iterations (outer updates)."""
+    meta_batch_size: int = 40
+    """Tasks sampled per meta-iteration."""
+    chunk_size: int = 10
+    """Meta-iterations per compiled call between host-side logging."""
+    eval_every: int = 50
+    """Run the meta-test protocol every this many iterations (0: only at the end)."""
+    eval_tasks: int = 40
+    """Size of the fixed held-out evaluation task bank."""
+    checkpoint_every: int = 50
+    """Save a checkpoint every this many iterations (also at the end and on SIGINT/SIGTERM)."""
+    keep_checkpoints: int = 3
+    """How many recent checkpoints to keep."""
+    logdir: str = "runs"
+    """Parent directory of run directories runs/{env}__{algo}__{seed}__{time}/."""
+    run_name: str | None = None
+    """Name of the run directory (default: {env}__{algo}__{seed}__{time})."""
+    resume: str | None = None
+    """Continue the run in this directory from its latest checkpoint."""
+    tensorboard: bool = True
+    """Write TensorBoard event files."""
+    progress: bool = True
+    """Show a live progress bar."""
+    plots: bool = True
+    """Write learning-curve and adaptation-curve PNGs at the end."""
+    maml: MAMLConfig = dataclasses.field(default_factory=MAMLConfig)
+    """MAML hyperparameters."""
+
+    def validate(self) -> None:
+        from jmeta.algos import list_algorithms
+        from jmeta.envs import list_envs, list_variants
+
+        _check(self.algo in list_algorithms(), "algo", f"must be one of {list_algorithms()}", self.algo)
+        _check(self.env in list_envs(), "env", f"must be one of {list_envs()}", self.env)
+        variants = list_variants(self.env)
+        _check(self.env_variant in variants, "env_variant", f"must be one of {variants} for {self.env}", self.env_variant)
+        _check(self.env_horizon is None or self.env_horizon >= 1, "env_horizon", "must be >= 1", self.env_horizon)
+        _check(self.meta_iters >= 1, "meta_iters", "must be >= 1", self.meta_iters)
+        _check(self.meta_batch_size >= 1, "meta_batch_size", "must be >= 1", self.meta_batch_size)
+        _check(self.chunk_size >= 1, "chunk_size", "must be >= 1", self.chunk_size)
+        _check(self.eval_every >= 0, "eval_every", "must be >= 0", self.eval_every)
+        _check(self.eval_tasks >= 1, "eval_tasks", "must be >= 1", self.eval_tasks)
+        _check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1", self.checkpoint_every)
+        _check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1", self.keep_checkpoints)
+        self.algo_config.validate(self.algo)
+
+    @property
+    def algo_config(self) -> MAMLConfig:
+        return getattr(self, self.algo)
+
+    def env_overrides(self) -> dict[str, Any]:
+        return {} if self.env_horizon is None else {"horizon": self.env_horizon}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = dict(data)
+        nested = {"maml": MAMLConfig}
+        for name, typ in nested.items():
+            if name in data and isinstance(data[name], dict):
+                sub = dict(data[name])
+                if "hidden_sizes" in sub:
+                    sub["hidden_sizes"] = tuple(sub["hidden_sizes"])
+                data[name] = typ(**sub)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"config has unknown field(s): {', '.join(unknown)}")
+        return cls(**data)

@@ -1,0 +1,84 @@
+"""The meta-environment contract: a gymnax-shaped API with the task passed explicitly.
+
+An environment is a stateless Python object holding only static configuration. Everything that
+changes is a pytree: the task (sampled by a :class:`~jmeta.tasks.TaskDistribution`), the
+environment state and the step output, so ``reset``/``step`` can be jitted once and vmapped over
+tasks and episodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol, runtime_checkable
+
+import jax
+from flax import struct
+
+from jmeta.spaces import Space
+
+Task = Any  # a pytree of arrays
+EnvState = Any  # a pytree of arrays
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """Static description of a task family.
+
+    Attributes:
+      name: registered name, e.g. ``"point_nav"``.
+      variant: which published definition this instance follows (``"default"`` or a paper key).
+      observation_space: per-step observation space.
+      action_space: per-step action space.
+      horizon: fixed episode length H (episodes that terminate earlier are masked, not reset).
+      episodes_per_trial: episodes of one task that form a trial (RL²-style methods), >= 1.
+      version: bumped whenever the definition changes in a way that changes returns.
+      source: the reference implementation this definition was checked against.
+    """
+
+    name: str
+    variant: str
+    observation_space: Space
+    action_space: Space
+    horizon: int
+    episodes_per_trial: int
+    version: str
+    source: str
+
+    @property
+    def env_id(self) -> str:
+        return f"{self.name}/{self.variant}-v{self.version}"
+
+
+@struct.dataclass
+class StepOut:
+    """Result of one environment step (all fields are arrays; batch axes lead when vmapped).
+
+    obs: next observation, ``observation_space.shape``.
+    state: next environment state pytree.
+    reward: float32 scalar.
+    terminated: bool scalar, the MDP reached a terminal state.
+    truncated: bool scalar, the episode was cut by the horizon (set by the rollout engine).
+    info: dict of extra float32 scalars (e.g. distance to goal).
+    """
+
+    obs: jax.Array
+    state: EnvState
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    info: dict[str, jax.Array]
+
+
+@runtime_checkable
+class MetaEnv(Protocol):
+    """What every jmeta environment implements."""
+
+    spec: EnvSpec
+
+    def reset(self, key: jax.Array, task: Task) -> tuple[jax.Array, EnvState]:
+        """Starts an episode of ``task``. Returns ``(obs, state)``."""
+        ...
+
+    def step(self, key: jax.Array, state: EnvState, action: jax.Array, task: Task) -> StepOut:
+        """Advances one step. Pure: the same key, state, action and task give the same output."""
+        ...

@@ -1,0 +1,96 @@
+"""Environment registry: ``make(name, variant=..., **overrides) -> (env, task_distribution)``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from jmeta.envs.base import MetaEnv
+from jmeta.errors import ConfigError, unknown_name
+from jmeta.tasks import TaskDistribution
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvEntry:
+    """How to build one environment family.
+
+    variants: variant name -> frozen params dataclass (the published definitions).
+    build: (params, variant) -> (env, task_distribution).
+    description: one line for tables and ``--help``.
+    """
+
+    variants: dict[str, Any]
+    build: Callable[[Any, str], tuple[MetaEnv, TaskDistribution]]
+    description: str
+
+
+_REGISTRY: dict[str, EnvEntry] = {}
+
+
+def register(name: str, entry: EnvEntry) -> None:
+    if name in _REGISTRY:
+        raise ValueError(f"environment {name!r} is already registered")
+    if "default" not in entry.variants:
+        raise ValueError(f"environment {name!r} must define a 'default' variant")
+    _REGISTRY[name] = entry
+
+
+def list_envs() -> list[str]:
+    """Names of all registered environments, sorted."""
+    return sorted(_REGISTRY)
+
+
+def list_variants(name: str) -> list[str]:
+    """Variant names of environment ``name``."""
+    return sorted(_entry(name).variants)
+
+
+def describe(name: str) -> str:
+    return _entry(name).description
+
+
+def _entry(name: str) -> EnvEntry:
+    if name not in _REGISTRY:
+        raise unknown_name("environment", name, list_envs())
+    return _REGISTRY[name]
+
+
+def make(name: str, variant: str = "default", **overrides: Any) -> tuple[MetaEnv, TaskDistribution]:
+    """Builds environment ``name`` in ``variant`` with optional static overrides.
+
+    ``overrides`` replace fields of the variant's params dataclass (e.g. ``horizon=50``); unknown
+    fields raise an error listing the valid ones. Returns ``(env, task_distribution)``.
+    """
+    entry = _entry(name)
+    if variant not in entry.variants:
+        raise unknown_name(f"{name} variant", variant, list(entry.variants))
+    params = entry.variants[variant]
+    fields = {f.name for f in dataclasses.fields(params)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for environment {name!r}; valid options are: "
+            + ", ".join(sorted(fields))
+        )
+    params = dataclasses.replace(params, **overrides)
+    horizon = getattr(params, "horizon", 1)
+    if horizon < 1:
+        raise ConfigError(f"{name}.horizon must be >= 1, got {horizon}")
+    return entry.build(params, variant)
+
+
+def _register_builtin() -> None:
+    from jmeta.envs import point_nav
+
+    register(
+        "point_nav",
+        EnvEntry(
+            variants=point_nav.VARIANTS,
+            build=lambda p, v: (point_nav.PointNav(p, v), point_nav.PointNavTaskDistribution(p)),
+            description="2D point robot, unobserved goal (MAML); 'sparse': VariBAD semicircle goals",
+        ),
+    )
+
+
+_register_builtin()

@@ -1,0 +1,68 @@
+"""Action distributions as pytrees with pure methods (batch axes lead, event axis last)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@struct.dataclass
+class DiagGaussian:
+    """Diagonal Gaussian. mean, log_std: [..., d]."""
+
+    mean: jax.Array
+    log_std: jax.Array
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        noise = jax.random.normal(key, self.mean.shape, self.mean.dtype)
+        return self.mean + jnp.exp(self.log_std) * noise
+
+    def log_prob(self, x: jax.Array) -> jax.Array:
+        """[..., d] -> [...]."""
+        z = (x - self.mean) * jnp.exp(-self.log_std)
+        return -0.5 * jnp.sum(z**2 + 2.0 * self.log_std + _LOG_2PI, axis=-1)
+
+    def entropy(self) -> jax.Array:
+        return jnp.sum(self.log_std + 0.5 * (_LOG_2PI + 1.0), axis=-1)
+
+    def kl(self, other: DiagGaussian) -> jax.Array:
+        """KL(self || other), [...]."""
+        var_ratio = jnp.exp(2.0 * (self.log_std - other.log_std))
+        mean_term = ((self.mean - other.mean) * jnp.exp(-other.log_std)) ** 2
+        return 0.5 * jnp.sum(var_ratio + mean_term - 1.0 - 2.0 * (self.log_std - other.log_std), axis=-1)
+
+    def mode(self) -> jax.Array:
+        return self.mean
+
+
+@struct.dataclass
+class Categorical:
+    """Categorical over the last axis. logits: [..., n]."""
+
+    logits: jax.Array
+
+    def _log_probs(self) -> jax.Array:
+        return jax.nn.log_softmax(self.logits, axis=-1)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return jax.random.categorical(key, self.logits, axis=-1).astype(jnp.int32)
+
+    def log_prob(self, x: jax.Array) -> jax.Array:
+        """int [...] -> [...]."""
+        return jnp.take_along_axis(self._log_probs(), x[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+    def entropy(self) -> jax.Array:
+        logp = self._log_probs()
+        return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+
+    def kl(self, other: Categorical) -> jax.Array:
+        logp, logq = self._log_probs(), other._log_probs()
+        return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
+
+    def mode(self) -> jax.Array:
+        return jnp.argmax(self.logits, axis=-1).astype(jnp.int32)
