@@ -1,0 +1,20 @@
+"""Shared pieces of the command-line entry points."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from jmeta.errors import JMetaError, NonFiniteError
+
+
+def run_cli(main: Callable[[], int]) -> int:
+    """Runs ``main``; user errors become one line on stderr (exit 2; NaN stops exit 1), no traceback."""
+    try:
+        return main()
+    except NonFiniteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except JMetaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,32 @@
+"""Per (algorithm, environment) defaults applied before command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from jmeta.config import TrainConfig
+
+#: Overrides of TrainConfig fields; nested dicts override the algorithm section.
+PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    # cbfinn/maml_rl point navigation: (100, 100) ReLU policy, 20 episodes per task, H 100,
+    # TRPO step 0.01; inner lr 0.1 as in REFERENCE.md; 20 tasks per batch to fit a CPU.
+    ("maml", "point_nav"): {
+        "meta_iters": 100,
+        "meta_batch_size": 20,
+        "eval_every": 25,
+        "checkpoint_every": 25,
+        "maml": {"episodes_per_task": 20, "inner_lr": 0.1, "hidden_sizes": (100, 100)},
+    },
+}
+
+
+def preset_config(algo: str, env: str) -> TrainConfig:
+    """TrainConfig for ``algo`` on ``env`` with that pair's preset applied (defaults otherwise)."""
+    config = TrainConfig(algo=algo, env=env) if algo in ("maml",) else TrainConfig(env=env)
+    overrides = dict(PRESETS.get((algo, env), {}))
+    nested = {}
+    for field in [f.name for f in dataclasses.fields(TrainConfig)]:
+        if field in overrides and isinstance(overrides[field], dict):
+            nested[field] = dataclasses.replace(getattr(config, field), **overrides.pop(field))
+    return dataclasses.replace(config, **overrides, **nested)

@@ -1,0 +1,61 @@
+"""``python -m jmeta.train --algo maml --env point_nav [flags]``: meta-train with checkpoints and logs.
+
+``--algo`` and ``--env`` select the preset for that pair; every field of the config can then be
+overridden (``--help`` lists them with the preset's defaults). ``--resume RUN_DIR`` continues a run
+from its latest checkpoint with the run's saved config (``--meta-iters`` may be raised).
+"""
+
+from __future__ import annotations
+
+from jmeta._xla_flags import configure_cpu_flags
+
+configure_cpu_flags()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+import tyro  # noqa: E402
+
+from jmeta.cli_common import run_cli  # noqa: E402
+from jmeta.config import TrainConfig  # noqa: E402
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """Parses the command line into a TrainConfig (preset for --algo/--env, or the resumed run's)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--algo", default="maml")
+    pre.add_argument("--env", default="point_nav")
+    pre.add_argument("--resume", default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.resume and known.resume != "None":
+        from jmeta.trainer import load_run_config
+
+        default = load_run_config(known.resume)
+    else:
+        from jmeta.presets import preset_config
+
+        default = preset_config(known.algo, known.env)
+    return tyro.cli(TrainConfig, default=default, args=argv, description=__doc__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    def _run() -> int:
+        config = parse_config(argv)
+        config.validate()
+        from jmeta.trainer import train
+
+        result = train(config)
+        if result.interrupted:
+            print(f"stopped at iteration {result.iteration}; resume with: python -m jmeta.train --resume {result.run_dir}")
+        else:
+            print(f"run finished: {result.run_dir}")
+            if result.final_eval is not None:
+                print(result.final_eval.table())
+        return 0
+
+    return run_cli(_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""The host loop: compiled chunks of meta-iterations, evaluation, logging, checkpoints, resume.
+
+Each chunk is one compiled call that runs ``chunk_size`` meta-iterations with ``lax.scan``; the
+key of iteration ``i`` is ``fold_in(train_key, i)``, so a run interrupted at a chunk boundary and
+resumed from its checkpoint computes exactly the same iterations as an uninterrupted run.
+SIGINT/SIGTERM are caught: the current chunk finishes, a checkpoint is written, the run stops.
+A non-finite loss or parameter stops the run, saves the last good state and raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jmeta
+from jmeta import plots
+from jmeta.algos import make_algorithm
+from jmeta.algos.base import Algorithm
+from jmeta.checkpoint import Checkpointer
+from jmeta.config import TrainConfig
+from jmeta.envs import RescaleActions, make
+from jmeta.envs.base import MetaEnv
+from jmeta.errors import CheckpointError, ConfigError, NonFiniteError
+from jmeta.evaluation import EvalResult, make_evaluator
+from jmeta.logging import MetricsLog, ProgressBar, TensorBoardLog, read_metrics, truncate_metrics
+from jmeta.spaces import Box
+from jmeta.tasks import TaskBank, TaskDistribution
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+
+#: Config fields that define the compiled program and the state; they cannot change on resume.
+_FROZEN_ON_RESUME = ("algo", "env", "env_variant", "env_horizon", "rescale_actions", "seed", "meta_batch_size")
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a finished (or interrupted) run leaves behind."""
+
+    run_dir: str
+    state: Any
+    iteration: int
+    interrupted: bool
+    final_eval: EvalResult | None
+
+
+def build(config: TrainConfig) -> tuple[MetaEnv, TaskDistribution, Algorithm]:
+    """Environment, task distribution and algorithm for a validated config."""
+    env, dist = make(config.env, config.env_variant, **config.env_overrides())
+    if config.rescale_actions and isinstance(env.spec.action_space, Box):
+        env = RescaleActions(env)
+    algo = make_algorithm(config.algo, env, dist, config.algo_config, config.meta_batch_size)
+    return env, dist, algo
+
+
+def versions() -> dict[str, str]:
+    import flax
+    import optax
+
+    return {"jmeta": jmeta.__version__, "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
+
+
+def _checkpoint_identity(config: TrainConfig) -> dict[str, Any]:
+    """Metadata entries a checkpoint must share with the run restoring it."""
+    return {
+        "algo": config.algo,
+        "env": config.env,
+        "env_variant": config.env_variant,
+        "algo_config": json.loads(json.dumps(dataclasses.asdict(config.algo_config))),
+    }
+
+
+def load_run_config(run_dir: str) -> TrainConfig:
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{run_dir} is not a jmeta run directory (no {CONFIG_FILE})")
+    with open(path, encoding="utf-8") as f:
+        try:
+            return TrainConfig.from_dict(json.load(f))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise CheckpointError(f"{path} is not a valid run config: {exc}") from exc
+
+
+def check_resume_compatible(saved: TrainConfig, requested: TrainConfig) -> None:
+    for field in _FROZEN_ON_RESUME:
+        if getattr(saved, field) != getattr(requested, field):
+            raise ConfigError(f"{field}: cannot change on resume ({getattr(saved, field)!r} in the run, {getattr(requested, field)!r} requested)")
+    if saved.algo_config != requested.algo_config:
+        raise ConfigError(f"{saved.algo}: algorithm settings cannot change on resume")
+
+
+def _new_run_dir(config: TrainConfig) -> str:
+    name = config.run_name or "{}__{}__{}__{}".format(
+        config.env, config.algo, config.seed, datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    )
+    path = os.path.abspath(os.path.join(config.logdir, name))
+    if os.path.exists(os.path.join(path, CONFIG_FILE)):
+        raise ConfigError(f"run_name: {path} already holds a run; use --resume {path} or another name")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _make_chunk_fn(algo: Algorithm):
+    """``(state, train_key, length) -> (state, metrics [length])`` compiled per static length."""
+
+    def run_chunk(state, train_key, length):
+        def body(s, _):
+            return algo.meta_step(s, jax.random.fold_in(train_key, s.iteration))
+
+        return jax.lax.scan(body, state, None, length=length)
+
+    return jax.jit(run_chunk, static_argnums=2, donate_argnums=0)
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between chunks (restored on exit)."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second signal: stop hard
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _status(record: dict[str, Any]) -> str:
+    parts = []
+    for name, label in (("train/return_pre", "pre"), ("train/return_post", "post")):
+        if name in record:
+            parts.append(f"{label} {record[name]:.1f}")
+    if "perf/env_steps_per_s" in record:
+        parts.append(f"{record['perf/env_steps_per_s']:.3g} steps/s")
+    return " | ".join(parts)
+
+
+def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
+    """Runs (or resumes, with ``config.resume``) a meta-training run.
+
+    ``stop_after``: stop (with a checkpoint, as on SIGINT) once this many iterations are done;
+    used by tests and by callers that train in stages.
+    """
+    config.validate()
+    _, dist, algo = build(config)
+    identity = _checkpoint_identity(config)
+
+    if config.resume:
+        run_dir = os.path.abspath(config.resume)
+        check_resume_compatible(load_run_config(run_dir), config)
+    else:
+        run_dir = _new_run_dir(config)
+    with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
+        f.write(config.to_json())
+
+    run_key = jax.random.key(config.seed)
+    init_key, train_key = jax.random.split(run_key)
+    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
+    abstract = jax.eval_shape(algo.init, init_key)
+    if config.resume:
+        state, _ = checkpointer.restore(abstract, expected_meta=identity)
+    else:
+        state = algo.init(init_key)
+    start = int(state.iteration)
+    metrics_path = os.path.join(run_dir, METRICS_FILE)
+    truncate_metrics(metrics_path, start)
+    log = MetricsLog(metrics_path)
+    tb = TensorBoardLog(os.path.join(run_dir, "tensorboard")) if config.tensorboard else None
+    bank = TaskBank.for_evaluation(dist, config.eval_tasks)
+    evaluator = make_evaluator(algo, bank)
+    chunk_fn = _make_chunk_fn(algo)
+    steps_per_iter = algo.env_steps_per_iteration()
+    meta = {"config": config.to_dict(), "versions": versions(), **identity}
+
+    def save(s):
+        checkpointer.save(int(s.iteration), s, meta)
+
+    def run_eval(s) -> EvalResult:
+        t0 = time.perf_counter()
+        result = evaluator(s)
+        record = {"kind": "eval", "iteration": int(s.iteration), **result.metrics(), "perf/eval_s": time.perf_counter() - t0}
+        log.write(record)
+        if tb:
+            tb.write(record, int(s.iteration))
+        return result
+
+    end = config.meta_iters if stop_after is None else min(config.meta_iters, stop_after)
+    progress = ProgressBar(config.meta_iters, start, config.progress, f"{config.algo} on {config.env}")
+    interrupted = False
+    last_saved = start if config.resume else None
+    compiled_lengths: set[int] = set()
+    iteration = start
+    try:
+        with _StopFlag() as stop:
+            while iteration < end:
+                length = min(config.chunk_size, config.meta_iters - iteration)
+                t0 = time.perf_counter()
+                if length not in compiled_lengths:
+                    lowered = chunk_fn.lower(state, train_key, length)
+                    lowered.compile()
+                    compiled_lengths.add(length)
+                    compile_s = time.perf_counter() - t0
+                    log.write({"kind": "perf", "iteration": iteration, "perf/compile_s": compile_s, "chunk_length": length})
+                    t0 = time.perf_counter()
+                previous = state
+                state, chunk_metrics = chunk_fn(state, train_key, length)
+                chunk_metrics = jax.device_get(chunk_metrics)
+                elapsed = time.perf_counter() - t0
+                if not bool(_all_finite((state.params, chunk_metrics))):
+                    bad = sorted(k for k, v in chunk_metrics.items() if not np.all(np.isfinite(v)))
+                    first_bad = iteration + 1 + int(np.argmax(~np.isfinite(np.stack([chunk_metrics[k] for k in bad] or [np.zeros(length)])).any(0)))
+                    if last_saved != iteration:
+                        save(previous)
+                    raise NonFiniteError(
+                        f"non-finite values in training at iteration {first_bad} ({', '.join(bad) or 'parameters'}); "
+                        f"stopped; last good checkpoint is iteration {iteration} in {checkpointer.directory}"
+                    )
+                steps_per_s = steps_per_iter * length / elapsed
+                for j in range(length):
+                    record = {"kind": "train", "iteration": iteration + j + 1,
+                              "env_steps": (iteration + j + 1) * steps_per_iter,
+                              **{k: float(v[j]) for k, v in chunk_metrics.items()},
+                              "perf/env_steps_per_s": steps_per_s,
+                              "perf/iters_per_s": length / elapsed}
+                    log.write(record)
+                    if tb:
+                        tb.write(record, iteration + j + 1)
+                iteration += length
+                progress.update(iteration, _status(record))
+                boundary = lambda every: every > 0 and (iteration // every) > ((iteration - length) // every)  # noqa: E731
+                if boundary(config.eval_every) and iteration < config.meta_iters:
+                    run_eval(state)
+                if boundary(config.checkpoint_every) or iteration >= config.meta_iters:
+                    save(state)
+                    last_saved = iteration
+                if stop.signal is not None and iteration < end:
+                    interrupted = True
+                    break
+            if iteration < config.meta_iters and last_saved != iteration:
+                save(state)  # interrupted or stop_after: keep everything done so far
+                last_saved = iteration
+            interrupted = interrupted or iteration < config.meta_iters
+    finally:
+        progress.close()
+
+    final_eval = None
+    if not interrupted:
+        final_eval = run_eval(state)
+        with open(os.path.join(run_dir, "eval.json"), "w", encoding="utf-8") as f:
+            json.dump({"iteration": iteration, **final_eval.to_dict()}, f, indent=2)
+        if config.plots:
+            write_plots(run_dir, config, final_eval)
+    log.close()
+    if tb:
+        tb.close()
+    checkpointer.close()
+    return RunResult(run_dir=run_dir, state=state, iteration=iteration, interrupted=interrupted, final_eval=final_eval)
+
+
+def write_plots(run_dir: str, config: TrainConfig, final_eval: EvalResult | None) -> list[str]:
+    metrics_path = os.path.join(run_dir, METRICS_FILE)
+    title = f"{config.algo} on {config.env} ({config.env_variant}), seed {config.seed}"
+    paths = [plots.learning_curve(read_metrics(metrics_path, "train"), read_metrics(metrics_path, "eval"),
+                                  os.path.join(run_dir, "plots", "learning_curve.png"), title)]
+    if final_eval is not None:
+        paths.append(plots.adaptation_curve(final_eval.mean, final_eval.stderr, final_eval.axis,
+                                            os.path.join(run_dir, "plots", "adaptation_curve.png"),
+                                            f"{title}\n{final_eval.num_tasks} held-out tasks"))
+    return paths
+
+
+def restore_run(run_dir: str, step: int | None = None):
+    """Config, algorithm and restored state of a run directory (for evaluation or notebooks)."""
+    config = load_run_config(run_dir)
+    config.validate()
+    _, dist, algo = build(config)
+    init_key, _ = jax.random.split(jax.random.key(config.seed))
+    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
+    try:
+        state, meta = checkpointer.restore(jax.eval_shape(algo.init, init_key), step, _checkpoint_identity(config))
+    finally:
+        checkpointer.close()
+    return config, dist, algo, state

@@ -1,0 +1,41 @@
+"""Test configuration: CPU-safe XLA flags and a persistent compilation cache, set before JAX starts.
+
+``jmeta._xla_flags`` only touches ``os.environ``. It is loaded from its file so that the flags are
+in place before anything (including ``jmeta/__init__``) imports JAX.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import sys
+
+
+def _load_xla_flags():
+    if "jmeta._xla_flags" in sys.modules:
+        return sys.modules["jmeta._xla_flags"]
+    spec = importlib.util.find_spec("jmeta")
+    assert spec is not None and spec.submodule_search_locations, "jmeta is not installed"
+    path = pathlib.Path(next(iter(spec.submodule_search_locations))) / "_xla_flags.py"
+    mod_spec = importlib.util.spec_from_file_location("_jmeta_xla_flags_for_tests", path)
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    return module
+
+
+_xla_flags = _load_xla_flags()
+_xla_flags.configure_cpu_flags()
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+_xla_flags.enable_compilation_cache(
+    os.environ.get("JMETA_COMPILATION_CACHE") or str(_REPO / ".jax_cache" / "tests")
+)
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def key() -> jax.Array:
+    return jax.random.key(0)
