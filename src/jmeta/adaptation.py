@@ -27,7 +27,7 @@ def inner_step(
     grads = jax.grad(inner_loss)(params, batch)
     if first_order:
         grads = jax.lax.stop_gradient(grads)
-    if isinstance(lr, jax.Array) and lr.ndim == 0 or not isinstance(lr, dict | list | tuple):
+    if jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(lr)):  # one rate for every leaf
         return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
     return jax.tree_util.tree_map(lambda p, g, a: p - a * g, params, grads, lr)
 

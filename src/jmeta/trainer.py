@@ -118,7 +118,8 @@ def _make_chunk_fn(algo: Algorithm):
 
         return jax.lax.scan(body, state, None, length=length)
 
-    return jax.jit(run_chunk, static_argnums=2, donate_argnums=0)
+    # No buffer donation: the pre-chunk state is kept as the last good state for the NaN guard.
+    return jax.jit(run_chunk, static_argnums=2)
 
 
 @jax.jit

@@ -1,0 +1,176 @@
+"""Trainer: resume equality, interrupts, NaN handling, checkpoints, compile stability."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from _tiny import tiny_config
+
+from jmeta import trainer
+from jmeta.checkpoint import Checkpointer
+from jmeta.errors import CheckpointError, ConfigError, NonFiniteError
+from jmeta.logging import read_metrics
+
+
+def _train_records(run_dir: str) -> list[dict]:
+    records = read_metrics(os.path.join(run_dir, "metrics.jsonl"), "train")
+    return [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in records]
+
+
+def _eval_records(run_dir: str) -> list[dict]:
+    records = read_metrics(os.path.join(run_dir, "metrics.jsonl"), "eval")
+    return [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in records]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    full = trainer.train(tiny_config(str(tmp_path), run_name="full", meta_iters=6))
+    assert not full.interrupted and full.iteration == 6
+
+    part = trainer.train(tiny_config(str(tmp_path), run_name="part", meta_iters=6), stop_after=2)
+    assert part.interrupted and part.iteration == 2
+    resumed = trainer.train(tiny_config(str(tmp_path), run_name="part", meta_iters=6, resume=part.run_dir))
+    assert resumed.iteration == 6 and not resumed.interrupted
+
+    a, b = _train_records(full.run_dir), _train_records(part.run_dir)
+    assert [r["iteration"] for r in b] == list(range(1, 7))
+    assert a == b  # bit-identical metrics on CPU
+    assert _eval_records(full.run_dir) == _eval_records(part.run_dir)
+    for x, y in zip(jax.tree_util.tree_leaves(full.state.params), jax.tree_util.tree_leaves(resumed.state.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_sigint_finishes_chunk_saves_and_resumes(tmp_path, monkeypatch):
+    original_update = trainer.ProgressBar.update
+
+    def update_then_interrupt(self, completed, status):
+        original_update(self, completed, status)
+        if completed == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(trainer.ProgressBar, "update", update_then_interrupt)
+    result = trainer.train(tiny_config(str(tmp_path), run_name="sig", meta_iters=6, checkpoint_every=100))
+    assert result.interrupted and result.iteration == 2
+    ckpt = Checkpointer(os.path.join(result.run_dir, "checkpoints"))
+    assert ckpt.latest_step() == 2
+    ckpt.close()
+    monkeypatch.setattr(trainer.ProgressBar, "update", original_update)
+    resumed = trainer.train(tiny_config(str(tmp_path), run_name="sig", meta_iters=6, checkpoint_every=100, resume=result.run_dir))
+    assert resumed.iteration == 6 and not resumed.interrupted
+    assert [r["iteration"] for r in _train_records(result.run_dir)] == list(range(1, 7))
+
+
+@dataclasses.dataclass(frozen=True)
+class _NaNAfter:
+    """Wraps an algorithm so its loss turns NaN from iteration ``at`` on."""
+
+    inner: object
+    at: int
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def meta_step(self, state, key):
+        new_state, metrics = self.inner.meta_step(state, key)
+        metrics = dict(metrics)
+        metrics["train/outer_loss"] = jnp.where(state.iteration >= self.at, jnp.nan, metrics["train/outer_loss"])
+        return new_state, metrics
+
+
+def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    original_build = trainer.build
+
+    def build_with_nan(config):
+        env, dist, algo = original_build(config)
+        return env, dist, _NaNAfter(algo, at=2)
+
+    monkeypatch.setattr(trainer, "build", build_with_nan)
+    config = tiny_config(str(tmp_path), run_name="nan", meta_iters=6, checkpoint_every=100)
+    with pytest.raises(NonFiniteError, match=r"iteration 3 .*train/outer_loss.*last good checkpoint is iteration 2"):
+        trainer.train(config)
+    run_dir = os.path.join(str(tmp_path), "nan")
+    ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"))
+    assert ckpt.all_steps() == [2]
+    ckpt.close()
+    # The kept checkpoint is good: it restores and has finite parameters.
+    monkeypatch.setattr(trainer, "build", original_build)
+    _, _, _, state = trainer.restore_run(run_dir)
+    assert int(state.iteration) == 2
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(state.params))
+
+
+def test_mismatched_and_corrupt_checkpoints_are_refused(tmp_path):
+    result = trainer.train(tiny_config(str(tmp_path), run_name="ok", meta_iters=2))
+    # Mismatch: a different network cannot restore this checkpoint.
+    other = tiny_config(str(tmp_path), maml=dataclasses.replace(tiny_config("x").maml, hidden_sizes=(8, 8)))
+    _, _, algo = trainer.build(other)
+    ckpt = Checkpointer(os.path.join(result.run_dir, "checkpoints"))
+    abstract = jax.eval_shape(algo.init, jax.random.key(0))
+    with pytest.raises(CheckpointError, match="does not match"):
+        ckpt.restore(abstract)
+    with pytest.raises(CheckpointError, match="algo_config"):
+        ckpt.restore(abstract, expected_meta=trainer._checkpoint_identity(other))
+    with pytest.raises(CheckpointError, match="no checkpoint for iteration 7"):
+        ckpt.restore(abstract, step=7)
+    ckpt.close()
+    # Resume with a changed frozen field is refused before anything runs.
+    with pytest.raises(ConfigError, match="meta_batch_size: cannot change on resume"):
+        trainer.train(tiny_config(str(tmp_path), run_name="ok", meta_batch_size=5, resume=result.run_dir))
+    # Corrupt: the state's data files are damaged.
+    state_dir = os.path.join(result.run_dir, "checkpoints", "2", "state")
+    for root, _, files in os.walk(state_dir):
+        for name in files:
+            if name not in ("_CHECKPOINT_METADATA",):
+                with open(os.path.join(root, name), "wb") as f:
+                    f.write(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        trainer.restore_run(result.run_dir)
+    # Missing checkpoints entirely.
+    shutil.rmtree(os.path.join(result.run_dir, "checkpoints"))
+    with pytest.raises(CheckpointError, match="no checkpoint found"):
+        trainer.restore_run(result.run_dir)
+
+
+def test_changing_inner_lr_does_not_recompile(tmp_path):
+    config = tiny_config(str(tmp_path))
+    _, _, algo = trainer.build(config)
+    traces = []
+
+    def counted(state, key):
+        traces.append(1)  # runs only while tracing
+        return algo.meta_step(state, key)
+
+    step = jax.jit(counted)
+    state = algo.init(jax.random.key(0))
+    s1, m1 = step(state, jax.random.key(1))
+    s2, m2 = step(state.replace(inner_lr=jnp.asarray(0.5, jnp.float32)), jax.random.key(1))
+    s3, _ = step(s1, jax.random.key(2))
+    assert len(traces) == 1
+    assert float(m1["train/inner_lr"]) == pytest.approx(0.1) and float(m2["train/inner_lr"]) == pytest.approx(0.5)
+    # The learning rate is really used: the post-adaptation return differs.
+    assert float(m1["train/return_post"]) != float(m2["train/return_post"])
+
+
+def test_one_compile_per_chunk_length(tmp_path):
+    result = trainer.train(tiny_config(str(tmp_path), run_name="chunks", meta_iters=6, chunk_size=2))
+    perf = read_metrics(os.path.join(result.run_dir, "metrics.jsonl"), "perf")
+    assert len(perf) == 1 and perf[0]["chunk_length"] == 2
+    result = trainer.train(tiny_config(str(tmp_path), run_name="chunks2", meta_iters=5, chunk_size=2))
+    perf = read_metrics(os.path.join(result.run_dir, "metrics.jsonl"), "perf")
+    assert sorted(p["chunk_length"] for p in perf) == [1, 2]
+
+
+def test_invalid_config_is_rejected_before_compiling(tmp_path):
+    with pytest.raises(ConfigError, match=r"^maml.inner_lr: must be > 0, got -1.0$"):
+        trainer.train(tiny_config(str(tmp_path), maml=dataclasses.replace(tiny_config("x").maml, inner_lr=-1.0)))
+    with pytest.raises(ConfigError, match="env: must be one of"):
+        trainer.train(tiny_config(str(tmp_path), env="nope"))
+    with pytest.raises(ConfigError, match="env_variant"):
+        trainer.train(tiny_config(str(tmp_path), env_variant="nope"))
+    assert not os.listdir(tmp_path)  # nothing was created
