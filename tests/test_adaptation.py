@@ -34,14 +34,19 @@ def _assert_tree_close(a, b, **kw):
 
 
 def _tree_diff(a, b):
-    return max(float(jnp.abs(x - y).max()) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True))
+    return max(
+        float(jnp.abs(x - y).max())
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    )
 
 
-@pytest.mark.parametrize("lr", [0.1, jnp.float32(0.1), np.float32(0.25)], ids=["float", "jax-scalar", "np-scalar"])
+@pytest.mark.parametrize(
+    "lr", [0.1, jnp.float32(0.1), np.float32(0.25)], ids=["float", "jax-scalar", "np-scalar"]
+)
 def test_inner_step_scalar_lr(lr):
     params, batch = _params(), _batch(0)
     got = jax.jit(adaptation.inner_step, static_argnums=(0,))(loss, params, batch, lr)
-    grads = jax.grad(loss)(params, batch)
+    grads = jax.jit(jax.grad(loss))(params, batch)
     want = jax.tree_util.tree_map(lambda p, g: p - float(lr) * g, params, grads)
     _assert_tree_close(got, want, rtol=1e-6, atol=1e-7)
     assert _tree_diff(got, params) > 1e-3
@@ -122,12 +127,12 @@ def test_first_order_gradient():
             p = jax.tree_util.tree_map(lambda pp, gg: pp - lr * gg, p, g)
         return _downstream(p)
 
-    _assert_tree_close(g1, jax.grad(manual_first_order)(params), rtol=1e-5, atol=1e-6)
-    _assert_tree_close(g2, jax.grad(manual_second_order)(params), rtol=1e-4, atol=1e-5)
+    _assert_tree_close(g1, jax.jit(jax.grad(manual_first_order))(params), rtol=1e-5, atol=1e-6)
+    _assert_tree_close(g2, jax.jit(jax.grad(manual_second_order))(params), rtol=1e-4, atol=1e-5)
     # With first order the gradient is just grad downstream at the adapted params
     # (the Jacobian of the adaptation is the identity).
-    adapted = adaptation.adapt(loss, params, batches, lr, first_order=True)
-    _assert_tree_close(g1, jax.grad(_downstream)(adapted), rtol=1e-5, atol=1e-6)
+    adapted = jax.jit(adaptation.adapt, static_argnums=(0, 4))(loss, params, batches, lr, True)
+    _assert_tree_close(g1, jax.jit(jax.grad(_downstream))(adapted), rtol=1e-5, atol=1e-6)
 
 
 def test_second_order_single_step_matches_hessian_formula():
@@ -137,9 +142,16 @@ def test_second_order_single_step_matches_hessian_formula():
     flat, unravel = ravel_pytree(params)
     flat_loss = lambda v: loss(unravel(v), batch)  # noqa: E731
     flat_down = lambda v: _downstream(unravel(v))  # noqa: E731
-    adapted = flat - lr * jax.grad(flat_loss)(flat)
-    want = (jnp.eye(flat.size) - lr * jax.hessian(flat_loss)(flat)) @ jax.grad(flat_down)(adapted)
-    got = jax.grad(lambda p: _downstream(adaptation.inner_step(loss, p, batch, jnp.float32(lr))))(params)
+
+    @jax.jit
+    def expected(v):
+        adapted = v - lr * jax.grad(flat_loss)(v)
+        return (jnp.eye(v.size) - lr * jax.hessian(flat_loss)(v)) @ jax.grad(flat_down)(adapted)
+
+    want = expected(flat)
+    got = jax.jit(
+        jax.grad(lambda p: _downstream(adaptation.inner_step(loss, p, batch, jnp.float32(lr))))
+    )(params)
     np.testing.assert_allclose(ravel_pytree(got)[0], want, rtol=1e-4, atol=1e-5)
 
 
@@ -152,4 +164,6 @@ def test_inner_step_lr_pytree_of_any_container():
     got = adaptation.inner_step(loss, params, batch, lr)
     grads = jax.grad(loss)(params, batch)
     np.testing.assert_allclose(got["w"], params["w"] - 0.1 * grads["w"], rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(got["b"], params["b"] - jnp.array([0.0, 0.5]) * grads["b"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        got["b"], params["b"] - jnp.array([0.0, 0.5]) * grads["b"], rtol=1e-6, atol=1e-7
+    )

@@ -108,7 +108,14 @@ def test_fit_vmaps_over_tasks():
     obs2, rets2 = obs[::-1].copy(), rets[::-1].copy()
     mask2 = mask[::-1].copy()
     batched = jax.vmap(baseline.fit_predict)(
-        np.stack([obs, obs2]), np.stack([time, time]), np.stack([mask, mask2]), np.stack([rets, rets2])
+        np.stack([obs, obs2]),
+        np.stack([time, time]),
+        np.stack([mask, mask2]),
+        np.stack([rets, rets2]),
     )
-    np.testing.assert_allclose(batched[0], baseline.fit_predict(obs, time, mask, rets), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(batched[1], baseline.fit_predict(obs2, time, mask2, rets2), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        batched[0], baseline.fit_predict(obs, time, mask, rets), rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        batched[1], baseline.fit_predict(obs2, time, mask2, rets2), rtol=1e-4, atol=1e-4
+    )

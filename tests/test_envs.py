@@ -103,7 +103,10 @@ def test_vmap_over_tasks(name, variant):
         np.testing.assert_allclose(single.reward, out.reward[i], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(single.obs, out.obs[i], rtol=1e-5, atol=1e-6)
     # Different tasks are different.
-    assert len({tuple(np.asarray(x).ravel().tolist()) for x in jax.tree_util.tree_leaves(tasks)[0]}) > 1
+    assert (
+        len({tuple(np.asarray(x).ravel().tolist()) for x in jax.tree_util.tree_leaves(tasks)[0]})
+        > 1
+    )
 
 
 @pytest.mark.parametrize(("name", "variant"), ENV_VARIANTS, ids=IDS)

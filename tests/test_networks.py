@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from jmeta.errors import ConfigError
-from jmeta.networks import Categorical, CategoricalMLPPolicy, DiagGaussian, GaussianMLPPolicy, ValueMLP
+from jmeta.networks import (
+    Categorical,
+    CategoricalMLPPolicy,
+    DiagGaussian,
+    GaussianMLPPolicy,
+    ValueMLP,
+)
 
 
 def _init(net, key, obs_shape):
@@ -42,7 +48,9 @@ def test_diag_gaussian_log_prob():
     np.testing.assert_allclose(got, np_gauss_logpdf(x, mean, log_std), rtol=1e-5, atol=1e-5)
     # Standard normal in 1D at 0: -0.5 log(2 pi).
     std_normal = DiagGaussian(jnp.zeros(1), jnp.zeros(1))
-    np.testing.assert_allclose(std_normal.log_prob(jnp.zeros(1)), -0.5 * math.log(2 * math.pi), rtol=1e-6)
+    np.testing.assert_allclose(
+        std_normal.log_prob(jnp.zeros(1)), -0.5 * math.log(2 * math.pi), rtol=1e-6
+    )
 
 
 def test_diag_gaussian_entropy():
@@ -64,7 +72,11 @@ def test_diag_gaussian_kl_closed_form_and_monte_carlo():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert np.all(got > 0)
     # Monte Carlo: E_p[log p - log q].
-    mc = jax.jit(lambda k: jax.vmap(lambda kk: p.log_prob(p.sample(kk)) - q.log_prob(p.sample(kk)))(jax.random.split(k, 200_000)).mean(0))
+    mc = jax.jit(
+        lambda k: jax.vmap(lambda kk: p.log_prob(p.sample(kk)) - q.log_prob(p.sample(kk)))(
+            jax.random.split(k, 200_000)
+        ).mean(0)
+    )
     mc = np.asarray(mc(jax.random.key(0)))
     np.testing.assert_allclose(mc, want, rtol=0.05, atol=0.02)
 
@@ -92,7 +104,9 @@ def test_categorical_log_prob_entropy_kl():
     x = rng.integers(0, 4, size=6)
     p, q = Categorical(jnp.asarray(l1)), Categorical(jnp.asarray(l2))
     lp1, lp2 = np_log_softmax(l1.astype(np.float64)), np_log_softmax(l2.astype(np.float64))
-    np.testing.assert_allclose(p.log_prob(jnp.asarray(x)), lp1[np.arange(6), x], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        p.log_prob(jnp.asarray(x)), lp1[np.arange(6), x], rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(p.entropy(), -(np.exp(lp1) * lp1).sum(-1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(p.kl(q), (np.exp(lp1) * (lp1 - lp2)).sum(-1), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(p.kl(p), 0.0, atol=1e-6)
@@ -103,7 +117,9 @@ def test_categorical_log_prob_entropy_kl():
 
 def test_categorical_sample_frequencies():
     logits = jnp.log(jnp.array([0.2, 0.5, 0.3]))
-    xs = np.asarray(jax.vmap(Categorical(logits).sample)(jax.random.split(jax.random.key(2), 40_000)))
+    xs = np.asarray(
+        jax.vmap(Categorical(logits).sample)(jax.random.split(jax.random.key(2), 40_000))
+    )
     assert xs.dtype == np.int32
     np.testing.assert_allclose(np.bincount(xs, minlength=3) / xs.size, [0.2, 0.5, 0.3], atol=0.01)
 
@@ -113,7 +129,9 @@ def test_categorical_sample_frequencies():
 
 @pytest.mark.parametrize("state_dependent_std", [False, True])
 def test_gaussian_policy_shapes_and_init_std(state_dependent_std):
-    policy = GaussianMLPPolicy(action_dim=3, hidden_sizes=(16, 16), state_dependent_std=state_dependent_std, init_std=0.4)
+    policy = GaussianMLPPolicy(
+        action_dim=3, hidden_sizes=(16, 16), state_dependent_std=state_dependent_std, init_std=0.4
+    )
     params = _init(policy, jax.random.key(0), (5,))
     obs = jax.random.normal(jax.random.key(1), (7, 5))
     d = jax.jit(policy.dist)(params, obs)
@@ -133,7 +151,9 @@ def test_gaussian_policy_shapes_and_init_std(state_dependent_std):
 
 def test_gaussian_policy_state_dependent_std_offset():
     """With zero output weights the predicted log-std is exactly log(init_std)."""
-    policy = GaussianMLPPolicy(action_dim=2, hidden_sizes=(8,), state_dependent_std=True, init_std=0.3)
+    policy = GaussianMLPPolicy(
+        action_dim=2, hidden_sizes=(8,), state_dependent_std=True, init_std=0.3
+    )
     params = _init(policy, jax.random.key(0), (4,))
     out_layer = sorted(k for k in params["mlp"])[-1]
     zeroed = jax.tree_util.tree_map(lambda x: x, params)
@@ -145,19 +165,28 @@ def test_gaussian_policy_state_dependent_std_offset():
 
 @pytest.mark.parametrize("state_dependent_std", [False, True])
 def test_gaussian_policy_sample_log_prob_consistent(state_dependent_std):
-    policy = GaussianMLPPolicy(action_dim=2, hidden_sizes=(8,), state_dependent_std=state_dependent_std)
+    policy = GaussianMLPPolicy(
+        action_dim=2, hidden_sizes=(8,), state_dependent_std=state_dependent_std
+    )
     params = _init(policy, jax.random.key(3), (4,))
     obs = jax.random.normal(jax.random.key(4), (6, 4))
     action, log_prob = jax.jit(policy.sample)(params, obs, jax.random.key(5))
     assert action.shape == (6, 2) and log_prob.shape == (6,)
-    np.testing.assert_allclose(log_prob, jax.jit(policy.log_prob)(params, obs, action), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        log_prob, jax.jit(policy.log_prob)(params, obs, action), rtol=1e-5, atol=1e-5
+    )
     d = jax.jit(policy.dist)(params, obs)
     np.testing.assert_allclose(
-        log_prob, np_gauss_logpdf(np.asarray(action), np.asarray(d.mean), np.asarray(d.log_std)), rtol=1e-4, atol=1e-4
+        log_prob,
+        np_gauss_logpdf(np.asarray(action), np.asarray(d.mean), np.asarray(d.log_std)),
+        rtol=1e-4,
+        atol=1e-4,
     )
     mode, mode_lp = jax.jit(policy.deterministic)(params, obs, jax.random.key(0))
     np.testing.assert_allclose(mode, d.mean, rtol=1e-6)
-    assert np.all(np.asarray(mode_lp) >= np.asarray(log_prob) - 1e-5)  # the mode is the density peak
+    assert np.all(
+        np.asarray(mode_lp) >= np.asarray(log_prob) - 1e-5
+    )  # the mode is the density peak
 
 
 def test_gaussian_policy_min_std_floor():

@@ -82,7 +82,9 @@ def test_discounted_returns_matches_reference(valid, gamma, lam, last_value, use
 def test_gae_matches_reference(valid, gamma, lam, last_value, use_jit):
     rewards, values, mask = _episode(valid * 11 + 3, valid)
     fn = jax.jit(rl_returns.gae) if use_jit else rl_returns.gae
-    got = np.asarray(fn(jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(mask), gamma, lam, last_value))
+    got = np.asarray(
+        fn(jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(mask), gamma, lam, last_value)
+    )
     want = ref_gae(rewards, values, mask, gamma, lam, last_value)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert np.all(got[valid:] == 0.0)
@@ -111,14 +113,18 @@ def test_returns_vmap_over_batch():
     mask = np.stack([(np.arange(T) < v).astype(np.float32) for v in valid])
     got = jax.jit(jax.vmap(rl_returns.discounted_returns, in_axes=(0, 0, None)))(rewards, mask, 0.9)
     for i in range(4):
-        np.testing.assert_allclose(got[i], ref_returns(rewards[i], mask[i], 0.9, 0.0), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            got[i], ref_returns(rewards[i], mask[i], 0.9, 0.0), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_traced_gamma_and_lambda():
     rewards, values, mask = _episode(9, 9)
     fn = jax.jit(rl_returns.gae)
     got = fn(rewards, values, mask, jnp.float32(0.9), jnp.float32(0.8), jnp.float32(0.0))
-    np.testing.assert_allclose(got, ref_gae(rewards, values, mask, 0.9, 0.8, 0.0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        got, ref_gae(rewards, values, mask, 0.9, 0.8, 0.0), rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("use_jit", [False, True], ids=["eager", "jit"])

@@ -36,8 +36,16 @@ def problem():
     mask = (jnp.arange(T)[None] < valid[:, None]).astype(jnp.float32)
     rewards = rewards * mask
     log_prob_fn = jax.jit(lambda p: policy.log_prob(p, obs, actions))
-    return dict(policy=policy, params=params, obs=obs, actions=actions, rewards=rewards,
-                baseline=baseline * mask, mask=mask, log_prob_fn=log_prob_fn)
+    return dict(
+        policy=policy,
+        params=params,
+        obs=obs,
+        actions=actions,
+        rewards=rewards,
+        baseline=baseline * mask,
+        mask=mask,
+        log_prob_fn=log_prob_fn,
+    )
 
 
 def _flat(tree):
@@ -47,8 +55,12 @@ def _flat(tree):
 def test_lvc_gradient_equals_vpg_gradient(problem):
     lp, mask = problem["log_prob_fn"], problem["mask"]
     adv = problem["rewards"] - problem["baseline"]
-    g_lvc = jax.jit(jax.grad(lambda p: surrogates.lvc_objective(lp(p), adv, mask)))(problem["params"])
-    g_vpg = jax.jit(jax.grad(lambda p: surrogates.vpg_objective(lp(p), adv, mask)))(problem["params"])
+    g_lvc = jax.jit(jax.grad(lambda p: surrogates.lvc_objective(lp(p), adv, mask)))(
+        problem["params"]
+    )
+    g_vpg = jax.jit(jax.grad(lambda p: surrogates.vpg_objective(lp(p), adv, mask)))(
+        problem["params"]
+    )
     f_lvc, f_vpg = _flat(g_lvc), _flat(g_vpg)
     assert np.abs(f_vpg).max() > 1e-3  # a real gradient
     np.testing.assert_allclose(f_lvc, f_vpg, rtol=1e-5, atol=1e-6)
@@ -63,14 +75,18 @@ def test_lvc_value_is_masked_mean_advantage(problem):
     # VPG's value is the masked mean of log_prob * advantage.
     lpv = np.asarray(lp(problem["params"]))
     vpg = surrogates.vpg_objective(lp(problem["params"]), adv, mask)
-    np.testing.assert_allclose(vpg, np.sum(lpv * np.asarray(adv) * np.asarray(mask)) / np.sum(np.asarray(mask)), rtol=1e-5)
+    np.testing.assert_allclose(
+        vpg, np.sum(lpv * np.asarray(adv) * np.asarray(mask)) / np.sum(np.asarray(mask)), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("gamma", [1.0, 0.9])
 def test_dice_gradient_is_policy_gradient(problem, gamma):
     lp, mask = problem["log_prob_fn"], problem["mask"]
     rewards, baseline = problem["rewards"], problem["baseline"]
-    grad_dice = jax.jit(jax.grad(lambda p: surrogates.dice_objective(lp(p), rewards, baseline, mask, gamma)))
+    grad_dice = jax.jit(
+        jax.grad(lambda p: surrogates.dice_objective(lp(p), rewards, baseline, mask, gamma))
+    )
     g_dice = _flat(grad_dice(problem["params"]))
 
     # Expected: sum_t grad log pi_t gamma^t (R_t - b_t) / num_episodes over valid steps,
@@ -99,8 +115,12 @@ def test_ppo_clip_objective(problem):
     value = surrogates.ppo_clip_objective(old, old, adv, mask, 0.2)
     want = float(np.sum(np.asarray(adv) * np.asarray(mask)) / np.sum(np.asarray(mask)))
     np.testing.assert_allclose(value, want, rtol=1e-6)
-    g_ppo = _flat(jax.grad(lambda p: surrogates.ppo_clip_objective(lp(p), old, adv, mask, 0.2))(params))
-    g_vpg = _flat(jax.grad(lambda p: surrogates.vpg_objective(lp(p), adv, mask))(params))
+    g_ppo = _flat(
+        jax.jit(jax.grad(lambda p: surrogates.ppo_clip_objective(lp(p), old, adv, mask, 0.2)))(
+            params
+        )
+    )
+    g_vpg = _flat(jax.jit(jax.grad(lambda p: surrogates.vpg_objective(lp(p), adv, mask)))(params))
     np.testing.assert_allclose(g_ppo, g_vpg, rtol=1e-4, atol=1e-6)
 
 
@@ -109,7 +129,9 @@ def test_ppo_clip_cuts_gradient_beyond_clip():
     old = jnp.array([-0.5, 0.5, -0.5, 0.5])  # ratios e^0.5 ~ 1.65 and e^-0.5 ~ 0.61
     adv = jnp.array([1.0, -1.0, -1.0, 1.0])
     mask = jnp.ones(4)
-    grad = np.asarray(jax.grad(lambda lp: surrogates.ppo_clip_objective(lp, old, adv, mask, 0.2))(log_prob))
+    grad = np.asarray(
+        jax.grad(lambda lp: surrogates.ppo_clip_objective(lp, old, adv, mask, 0.2))(log_prob)
+    )
     # Step 0: ratio > 1 + eps with A > 0 -> clipped, zero gradient. Step 1: ratio < 1 - eps, A < 0 -> clipped.
     assert grad[0] == 0.0 and grad[1] == 0.0
     # Steps 2, 3: the unclipped term is the minimum -> gradient ratio * A / N.
@@ -124,8 +146,10 @@ def test_importance_objective_matches_lvc_at_old_params(problem):
     adv = problem["rewards"]
     params = problem["params"]
     old = lp(params)
-    g_is = _flat(jax.grad(lambda p: surrogates.importance_objective(lp(p), old, adv, mask))(params))
-    g_lvc = _flat(jax.grad(lambda p: surrogates.lvc_objective(lp(p), adv, mask))(params))
+    g_is = _flat(
+        jax.jit(jax.grad(lambda p: surrogates.importance_objective(lp(p), old, adv, mask)))(params)
+    )
+    g_lvc = _flat(jax.jit(jax.grad(lambda p: surrogates.lvc_objective(lp(p), adv, mask)))(params))
     np.testing.assert_allclose(g_is, g_lvc, rtol=1e-4, atol=1e-6)
 
 
@@ -188,14 +212,20 @@ def _objective(estimator, theta, batch):
     if estimator == "vpg":
         return surrogates.vpg_objective(log_prob, r, mask)
     if estimator == "dice":  # N episodes of one step, gamma = 1, baseline 0
-        return surrogates.dice_objective(log_prob[:, None], r[:, None], jnp.zeros_like(r)[:, None], mask[:, None], 1.0)
+        return surrogates.dice_objective(
+            log_prob[:, None], r[:, None], jnp.zeros_like(r)[:, None], mask[:, None], 1.0
+        )
     raise ValueError(estimator)
 
 
 def _maml_meta_gradient(estimator, batch, first_order=False):
     def outer(theta):
         adapted = adaptation.inner_step(
-            lambda p, b: -_objective(estimator, p, b), theta, batch, jnp.float32(ALPHA), first_order=first_order
+            lambda p, b: -_objective(estimator, p, b),
+            theta,
+            batch,
+            jnp.float32(ALPHA),
+            first_order=first_order,
         )
         return _jax_J(adapted)
 
@@ -225,7 +255,9 @@ def test_second_order_meta_gradient_is_unbiased(bandit_batch, estimator):
     assert err < _tolerance(fd), (estimator, got, fd, err)
 
 
-@pytest.mark.parametrize(("estimator", "first_order"), [("lvc", True), ("vpg", False)], ids=["first_order", "vpg"])
+@pytest.mark.parametrize(
+    ("estimator", "first_order"), [("lvc", True), ("vpg", False)], ids=["first_order", "vpg"]
+)
 def test_biased_meta_gradients_miss(bandit_batch, estimator, first_order):
     fd = _fd_meta_gradient(THETA)
     got = _maml_meta_gradient(estimator, bandit_batch, first_order=first_order)
@@ -239,7 +271,8 @@ def test_second_order_differs_from_first_order(bandit_batch):
     assert np.abs(second - first).max() > 0.1
     # First order is exactly grad J at the adapted params.
     adapted = THETA + ALPHA * np.asarray(
-        jax.grad(lambda t: _objective("lvc", t, bandit_batch))(jnp.asarray(THETA, jnp.float32)), np.float64
+        jax.grad(lambda t: _objective("lvc", t, bandit_batch))(jnp.asarray(THETA, jnp.float32)),
+        np.float64,
     )
     np.testing.assert_allclose(first, _np_grad_J(adapted), rtol=1e-4, atol=1e-5)
 
@@ -253,7 +286,11 @@ def test_second_order_differs_on_a_policy_network(problem):
 
     def outer(params, first_order):
         adapted = adaptation.inner_step(
-            lambda p, b: -surrogates.lvc_objective(lp(p), b, mask), params, adv, jnp.float32(0.1), first_order
+            lambda p, b: -surrogates.lvc_objective(lp(p), b, mask),
+            params,
+            adv,
+            jnp.float32(0.1),
+            first_order,
         )
         return jnp.sum(policy.log_prob(adapted, obs, post_actions) * mask)
 

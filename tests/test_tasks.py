@@ -48,7 +48,9 @@ def test_for_evaluation_is_fixed(dist):
     assert default.size == 40
     np.testing.assert_array_equal(_goals(default)[:10], _goals(a))  # same key, same first tasks
     # Not the bank of an ordinary training key.
-    assert not np.array_equal(_goals(a), _goals(TaskBank.from_distribution(dist, jax.random.key(0), 10)))
+    assert not np.array_equal(
+        _goals(a), _goals(TaskBank.from_distribution(dist, jax.random.key(0), 10))
+    )
 
 
 def test_bad_size_raises(dist):
@@ -63,7 +65,9 @@ def test_get_with_traced_index(dist):
         np.testing.assert_array_equal(get(bank, jnp.asarray(i)), _goals(bank)[i])
     # Under vmap over indices as well.
     idx = jnp.array([6, 0, 3])
-    np.testing.assert_array_equal(jax.vmap(lambda i: bank.get(i).goal)(idx), _goals(bank)[[6, 0, 3]])
+    np.testing.assert_array_equal(
+        jax.vmap(lambda i: bank.get(i).goal)(idx), _goals(bank)[[6, 0, 3]]
+    )
 
 
 def test_sample_inside_jit_returns_members(dist):

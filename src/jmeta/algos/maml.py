@@ -219,7 +219,7 @@ class MAML:
                 params, opt_state = carry
                 loss, grads = jax.value_and_grad(self.ppo_loss)(params, state.inner_lr, batches, post)
                 updates, opt_state = self.optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), (loss, optax.global_norm(grads))
+                return (optax.apply_updates(params, updates), opt_state), (loss, optax.tree.norm(grads))
 
             (new_params, opt_state), (losses, grad_norms) = jax.lax.scan(
                 epoch, (state.params, state.opt_state), None, length=c.ppo_epochs

@@ -79,8 +79,12 @@ def trpo_step(
 
     loss_before, grad = jax.value_and_grad(flat_loss)(flat)
 
+    # Linearise grad(KL) once: every CG iteration then reuses the stored residuals instead of
+    # re-running the (adaptation-through) forward and backward passes.
+    _, kl_grad_linear = jax.linearize(jax.grad(flat_kl), flat)
+
     def fisher_vector(v: jax.Array) -> jax.Array:
-        return jax.jvp(jax.grad(flat_kl), (flat,), (v,))[1] + cg_damping * v
+        return kl_grad_linear(v) + cg_damping * v
 
     direction, residual = conjugate_gradient(fisher_vector, -grad, cg_iters)
     shs = 0.5 * jnp.vdot(direction, fisher_vector(direction))

@@ -1,0 +1,99 @@
+"""Command-line entry points: --help, a full tiny run, evaluation, bad input, README/CI agreement."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from _tiny import TINY_ARGS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def test_help_documents_every_field():
+    out = _run("jmeta.train", "--help")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for flag in ("--seed", "--meta-iters", "--meta-batch-size", "--logdir", "--resume", "--maml.inner-lr",
+                 "--maml.first-order", "--maml.num-inner-steps", "--maml.outer"):
+        assert flag in text, flag
+    assert "Inner-loop step size" in text  # field docstrings become help text
+    # The preset for (maml, point_nav) is what --help shows as defaults.
+    assert re.search(r"--meta-batch-size INT\s+Tasks sampled per meta-iteration\.\s+\(default: 20\)", text)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--maml.inner-lr", "-1"], "error: maml.inner_lr: must be > 0, got -1.0"),
+        (["--env", "nope"], "error: env: must be one of ['point_nav'], got 'nope'"),
+        (["--env-variant", "dense"], "error: env_variant: must be one of ['default', 'sparse'] for point_nav, got 'dense'"),
+        (["--meta-batch-size", "0"], "error: meta_batch_size: must be >= 1, got 0"),
+        (["--resume", "/nonexistent/run"], "error: /nonexistent/run is not a jmeta run directory (no config.json)"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message):
+    out = _run("jmeta.train", *args, timeout=120)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip() and "warp" not in line.lower()]
+    assert lines == [message]
+
+
+def test_unknown_algorithm_lists_choices():
+    out = _run("jmeta.train", "--algo", "nope", timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "maml" in out.stderr
+
+
+def test_train_then_evaluate_end_to_end(tmp_path):
+    out = _run("jmeta.train", *TINY_ARGS, "--meta-iters", "2", "--eval-every", "1", "--logdir", str(tmp_path),
+               "--run-name", "cli")
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = tmp_path / "cli"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["meta_batch_size"] == 3 and config["maml"]["hidden_sizes"] == [16]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["iteration"] for r in train] == [1, 2]
+    assert all(r["perf/env_steps_per_s"] > 0 for r in train)
+    assert any(r["kind"] == "eval" and "eval/return_step1" in r for r in records)
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(run_dir / "tensorboard"))
+    for png in ("learning_curve.png", "adaptation_curve.png"):
+        data = (run_dir / "plots" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert (run_dir / "checkpoints" / "2").is_dir()
+    assert "step |" in out.stdout  # final evaluation table
+
+    ev = _run("jmeta.evaluate", "--run", str(run_dir), "--num-tasks", "3", "--adapt-steps", "2")
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    result = json.loads((run_dir / "eval_2.json").read_text())
+    assert result["num_tasks"] == 3 and len(result["mean"]) == 3  # steps 0, 1, 2
+    assert (run_dir / "plots" / "adaptation_curve_2.png").is_file()
+
+    # Changing the algorithm on resume is refused with the reason.
+    bad = _run("jmeta.train", "--resume", str(run_dir), "--maml.inner-lr", "0.3", timeout=120)
+    assert bad.returncode == 2 and "cannot change on resume" in bad.stderr
+
+    missing = _run("jmeta.evaluate", "--run", str(tmp_path / "nope"), timeout=120)
+    assert missing.returncode == 2 and "not a jmeta run directory" in missing.stderr
+
+
+
+
+def test_ci_runs_the_readme_commands():
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    ci = open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
+    install = 'pip install -c requirements/ci-constraints.txt -e ".[dev]"'
+    test = "python -m pytest -n 2"
+    for command in (install, test):
+        assert command in ci, command
+        assert command in readme, command
