@@ -140,3 +140,29 @@ def test_trpo_step_on_policy_kl():
     np.testing.assert_allclose(step / np.linalg.norm(step), -grad / np.linalg.norm(grad), atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(step), np.sqrt(2 * 0.02) * sigma, rtol=1e-3)
     assert float(info.kl_after) <= 0.02 and float(info.loss_after) < float(info.loss_before)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+def test_gauss_newton_fvp_equals_kl_hessian_vector_product(kind):
+    """J^T M J v equals the Hessian-vector product of the masked mean KL at the current params."""
+    from jax.flatten_util import ravel_pytree
+
+    from jmeta.networks.policies import CategoricalMLPPolicy, GaussianMLPPolicy
+    from jmeta.rl.surrogates import masked_mean
+    from jmeta.rl.trpo import gauss_newton_fvp
+
+    policy = GaussianMLPPolicy(3, (8,), "tanh", state_dependent_std=True) if kind == "gaussian" else CategoricalMLPPolicy(4, (8,), "tanh")
+    params = policy.init(jax.random.key(0), (5,))
+    obs = jax.random.normal(jax.random.key(1), (6, 7, 5))
+    mask = (jnp.arange(7)[None, :] < jnp.array([7, 3, 5, 7, 1, 6])[:, None]).astype(jnp.float32)
+    old = jax.lax.stop_gradient(policy.dist(params, obs))
+    flat, unravel = ravel_pytree(params)
+
+    def kl(x):
+        return masked_mean(old.kl(policy.dist(unravel(x), obs)), mask)
+
+    fvp = gauss_newton_fvp(lambda p: policy.dist(p, obs), params, mask)
+    for seed in range(3):
+        v = jax.random.normal(jax.random.key(10 + seed), flat.shape)
+        expected = jax.jvp(jax.grad(kl), (flat,), (v,))[1]
+        np.testing.assert_allclose(np.asarray(fvp(v)), np.asarray(expected), rtol=2e-4, atol=1e-6)

@@ -29,7 +29,7 @@ from jmeta.networks import baseline as linear_baseline
 from jmeta.networks.policies import CategoricalMLPPolicy, GaussianMLPPolicy, Policy
 from jmeta.rl import returns as rl_returns
 from jmeta.rl import surrogates
-from jmeta.rl.trpo import trpo_step
+from jmeta.rl.trpo import gauss_newton_fvp, trpo_step
 from jmeta.rollout import rollout_episodes
 from jmeta.spaces import Box, Discrete
 from jmeta.tasks import TaskDistribution, sample_tasks
@@ -173,6 +173,11 @@ class MAML:
         )
         return -per_task.mean()
 
+    def post_dists(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> Any:
+        """Action distributions of the adapted policies on the post-adaptation observations."""
+        adapted = jax.vmap(self.adapt, in_axes=(None, None, 0))(params, inner_lr, batches)
+        return jax.vmap(self.policy.dist)(adapted, post.traj.obs)
+
     def post_kl(self, params: Params, old_dist: Any, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
         """Mean KL(pi_old || pi_{theta'(params)}) over valid post-adaptation steps."""
         adapted, _ = self._outer_terms(params, inner_lr, batches, post)
@@ -203,6 +208,9 @@ class MAML:
                 cg_damping=c.cg_damping,
                 backtrack_ratio=c.backtrack_ratio,
                 max_backtracks=c.max_backtracks,
+                fisher_vector_fn=gauss_newton_fvp(
+                    lambda p: self.post_dists(p, state.inner_lr, batches, post), state.params, post.traj.mask
+                ),
             )
             opt_state = state.opt_state
             extra = {

@@ -39,6 +39,14 @@ class DiagGaussian:
     def mode(self) -> jax.Array:
         return self.mean
 
+    def fisher_product(self, tangent: DiagGaussian) -> DiagGaussian:
+        """Fisher information of the (mean, log_std) parametrisation applied to a tangent.
+
+        Equals the Hessian of ``KL(self || q)`` w.r.t. q's parameters at q = self:
+        ``1 / sigma^2`` on the mean and ``2`` on the log-std, no cross terms.
+        """
+        return DiagGaussian(mean=tangent.mean * jnp.exp(-2.0 * self.log_std), log_std=2.0 * tangent.log_std)
+
 
 @struct.dataclass
 class Categorical:
@@ -66,3 +74,9 @@ class Categorical:
 
     def mode(self) -> jax.Array:
         return jnp.argmax(self.logits, axis=-1).astype(jnp.int32)
+
+    def fisher_product(self, tangent: Categorical) -> Categorical:
+        """Fisher information w.r.t. the logits, ``diag(p) - p p^T``, applied to a tangent."""
+        p = jnp.exp(self._log_probs())
+        t = tangent.logits
+        return Categorical(logits=p * t - p * jnp.sum(p * t, axis=-1, keepdims=True))

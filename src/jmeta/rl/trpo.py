@@ -9,6 +9,7 @@ candidate is accepted the parameters are left unchanged.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -66,12 +67,15 @@ def trpo_step(
     cg_damping: float | jax.Array = 1e-5,
     backtrack_ratio: float | jax.Array = 0.8,
     max_backtracks: int = 15,
+    fisher_vector_fn: Callable[[jax.Array], jax.Array] | None = None,
 ) -> tuple[Params, TRPOInfo]:
     """One constrained step minimising ``loss_fn`` subject to ``kl_fn(new) <= max_kl``.
 
     ``kl_fn(params)`` must be the mean KL between the sampling policy and the policy at
     ``params`` (0 with zero gradient at the current ``params``); its Hessian there is the Fisher
-    matrix, applied by forward-over-reverse differentiation.
+    matrix. ``fisher_vector_fn`` (flat vector -> flat vector) may supply that product directly,
+    e.g. in Gauss-Newton form ``J^T M J v`` (see :func:`gauss_newton_fvp`); otherwise it is the
+    Hessian-vector product of ``kl_fn``, by forward-over-reverse differentiation.
     """
     flat, unravel = ravel_pytree(params)
     flat_loss = lambda x: loss_fn(unravel(x))  # noqa: E731
@@ -79,12 +83,13 @@ def trpo_step(
 
     loss_before, grad = jax.value_and_grad(flat_loss)(flat)
 
-    # Linearise grad(KL) once: every CG iteration then reuses the stored residuals instead of
-    # re-running the (adaptation-through) forward and backward passes.
-    _, kl_grad_linear = jax.linearize(jax.grad(flat_kl), flat)
+    if fisher_vector_fn is None:
+        # Linearise grad(KL) once: every CG iteration then reuses the stored residuals.
+        _, kl_grad_linear = jax.linearize(jax.grad(flat_kl), flat)
+        fisher_vector_fn = kl_grad_linear
 
     def fisher_vector(v: jax.Array) -> jax.Array:
-        return kl_grad_linear(v) + cg_damping * v
+        return fisher_vector_fn(v) + cg_damping * v
 
     direction, residual = conjugate_gradient(fisher_vector, -grad, cg_iters)
     shs = 0.5 * jnp.vdot(direction, fisher_vector(direction))
@@ -118,3 +123,27 @@ def trpo_step(
         cg_residual=residual,
     )
     return unravel(new_flat), info
+
+
+def gauss_newton_fvp(
+    dist_fn: Callable[[Params], Any], params: Params, mask: jax.Array
+) -> Callable[[jax.Array], jax.Array]:
+    """Fisher-vector product ``v -> J^T M J v / sum(mask)`` on flat parameter vectors.
+
+    ``dist_fn(params)`` returns a batch of action distributions (leaves [..., event]) with a
+    ``fisher_product`` method (the metric M); ``J`` is its Jacobian w.r.t. the parameters. At the
+    current parameters this equals the Hessian of the masked mean KL from the current policy, but
+    needs one linearised forward and one transposed pass per product instead of a third-order
+    derivative (which matters when ``dist_fn`` differentiates through an inner adaptation step).
+    """
+    flat, unravel = ravel_pytree(params)
+    dists, jvp_fn = jax.linearize(lambda x: dist_fn(unravel(x)), flat)
+    vjp_fn = jax.linear_transpose(jvp_fn, flat)
+    weight = mask / jnp.maximum(mask.sum(), 1.0)
+
+    def fvp(v: jax.Array) -> jax.Array:
+        metric = dists.fisher_product(jvp_fn(v))
+        weighted = jax.tree_util.tree_map(lambda m: m * weight[..., None], metric)
+        return vjp_fn(weighted)[0]
+
+    return fvp
