@@ -1,0 +1,71 @@
+"""Packaging: env assets resolve, the wheel ships them, the CPU XLA flags are appended safely."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from jmeta._xla_flags import CPU_SAFE_FLAGS, configure_cpu_flags
+from jmeta.envs.assets import asset_path
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_env_has_a_card():
+    import jmeta
+
+    for name in jmeta.list_envs():
+        with open(asset_path(f"{name}.md"), encoding="utf-8") as f:
+            text = f.read()
+        assert "Source" in text or "source" in text
+    with pytest.raises(FileNotFoundError, match="available: .*point_nav.md"):
+        asset_path("nope.xml")
+
+
+def test_wheel_ships_env_assets(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                          "-w", str(tmp_path), REPO], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0 and "hatchling" in out.stderr:
+        pytest.skip("hatchling is not installed in this environment (needed without build isolation)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    wheel = next(p for p in os.listdir(tmp_path) if p.endswith(".whl"))
+    names = zipfile.ZipFile(tmp_path / wheel).namelist()
+    assert "jmeta/_assets/envs/point_nav.md" in names
+    assert "jmeta/train.py" in names and "jmeta/algos/maml.py" in names
+
+
+def test_cpu_flags_are_appended_not_overwritten():
+    env = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
+    flags = configure_cpu_flags(env)
+    assert flags.startswith("--xla_dump_to=/tmp/x ") and all(f in flags for f in CPU_SAFE_FLAGS)
+    assert configure_cpu_flags(env) == flags  # idempotent
+    user = {"XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}
+    assert configure_cpu_flags(user) == "--xla_cpu_enable_concurrency_optimized_scheduler=true"  # user's choice kept
+    assert configure_cpu_flags({}) == " ".join(CPU_SAFE_FLAGS)
+
+
+@pytest.mark.timeout(180)
+def test_batched_cholesky_in_jitted_scan_does_not_hang():
+    """Regression guard for the JAX 0.10 CPU hang in batched Cholesky solves (see DESIGN.md)."""
+    assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in os.environ.get("XLA_FLAGS", "")
+    batch, dim = 1024, 6
+    base = jax.random.normal(jax.random.key(0), (batch, dim, dim))
+    spd = base @ jnp.swapaxes(base, -1, -2) + dim * jnp.eye(dim)
+
+    @jax.jit
+    def run(x):
+        def body(v, _):
+            chol = jnp.linalg.cholesky(spd)
+            v = jax.scipy.linalg.cho_solve((chol, True), v)
+            return v / jnp.linalg.norm(v, axis=-1, keepdims=True), None
+
+        return jax.lax.scan(body, x, None, length=50)[0]
+
+    out = run(jnp.ones((batch, dim)))
+    assert out.shape == (batch, dim) and bool(jnp.all(jnp.isfinite(out)))
