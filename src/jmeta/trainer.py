@@ -217,27 +217,26 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
     progress = ProgressBar(config.meta_iters, start, config.progress, f"{config.algo} on {config.env}")
     interrupted = False
     last_saved = start if config.resume else None
-    compiled_lengths: set[int] = set()
+    compiled: dict[int, Any] = {}  # chunk length -> AOT-compiled executable
     iteration = start
     try:
         with _StopFlag() as stop:
             while iteration < end:
                 length = min(config.chunk_size, config.meta_iters - iteration)
                 t0 = time.perf_counter()
-                if length not in compiled_lengths:
-                    lowered = chunk_fn.lower(state, train_key, length)
-                    lowered.compile()
-                    compiled_lengths.add(length)
+                if length not in compiled:
+                    compiled[length] = chunk_fn.lower(state, train_key, length).compile()
                     compile_s = time.perf_counter() - t0
                     log.write({"kind": "perf", "iteration": iteration, "perf/compile_s": compile_s, "chunk_length": length})
                     t0 = time.perf_counter()
                 previous = state
-                state, chunk_metrics = chunk_fn(state, train_key, length)
+                state, chunk_metrics = compiled[length](state, train_key)
                 chunk_metrics = jax.device_get(chunk_metrics)
                 elapsed = time.perf_counter() - t0
                 if not bool(_all_finite((state.params, chunk_metrics))):
                     bad = sorted(k for k, v in chunk_metrics.items() if not np.all(np.isfinite(v)))
-                    first_bad = iteration + 1 + int(np.argmax(~np.isfinite(np.stack([chunk_metrics[k] for k in bad] or [np.zeros(length)])).any(0)))
+                    finite = np.all([np.isfinite(np.asarray(v)) for v in chunk_metrics.values()], axis=0)
+                    first_bad = iteration + 1 + (int(np.argmin(finite)) if not finite.all() else length - 1)
                     if last_saved != iteration:
                         save(previous)
                     raise NonFiniteError(
