@@ -57,7 +57,7 @@ def versions() -> dict[str, str]:
 
 def write_result(path: str | None, payload: dict[str, Any]) -> None:
     payload = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "hardware": hardware(),
         "versions": versions(),

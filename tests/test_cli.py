@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+
 from _tiny import TINY_ARGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

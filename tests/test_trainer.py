@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _tiny import tiny_config
 
+from _tiny import tiny_config
 from jmeta import trainer
 from jmeta.checkpoint import Checkpointer
 from jmeta.errors import CheckpointError, ConfigError, NonFiniteError

@@ -11,7 +11,14 @@ from typing import Any
 from jmeta.errors import JMetaError
 
 try:  # rich gives the live progress bar; plain prints when unavailable or disabled
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 except ImportError:  # pragma: no cover
     Progress = None
 

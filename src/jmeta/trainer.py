@@ -154,6 +154,11 @@ class _StopFlag:
         return False
 
 
+def _crossed(every: int, iteration: int, length: int) -> bool:
+    """True when a multiple of ``every`` lies in ``(iteration - length, iteration]``."""
+    return every > 0 and iteration // every > (iteration - length) // every
+
+
 def _status(record: dict[str, Any]) -> str:
     parts = []
     for name, label in (("train/return_pre", "pre"), ("train/return_post", "post")):
@@ -255,10 +260,9 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
                         tb.write(record, iteration + j + 1)
                 iteration += length
                 progress.update(iteration, _status(record))
-                boundary = lambda every: every > 0 and (iteration // every) > ((iteration - length) // every)  # noqa: E731
-                if boundary(config.eval_every) and iteration < config.meta_iters:
+                if _crossed(config.eval_every, iteration, length) and iteration < config.meta_iters:
                     run_eval(state)
-                if boundary(config.checkpoint_every) or iteration >= config.meta_iters:
+                if _crossed(config.checkpoint_every, iteration, length) or iteration >= config.meta_iters:
                     save(state)
                     last_saved = iteration
                 if stop.signal is not None and iteration < end:
