@@ -33,16 +33,8 @@ def learning_curve(train: list[dict[str, Any]], evals: list[dict[str, Any]], pat
             ys = [r[key] for r in evals if key in r]
             se = [r.get(key + "_se", 0.0) for r in evals if key in r]
             ax.errorbar(xs, ys, yerr=se, marker="o", capsize=3, label=f"eval: {key.split('/')[-1]}")
-    ax.set_xlabel("meta-iteration")
-    ax.set_ylabel("average return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, "meta-iteration", "average return", title, path)
 
 
 def adaptation_curve(mean: np.ndarray, stderr: np.ndarray, axis: str, path: str, title: str) -> str:
@@ -52,12 +44,17 @@ def adaptation_curve(mean: np.ndarray, stderr: np.ndarray, axis: str, path: str,
     ks = np.arange(len(mean))
     ax.errorbar(ks, mean, yerr=stderr, marker="o", capsize=4)
     ax.set_xticks(ks)
-    ax.set_xlabel("adaptation steps" if axis == "step" else "episode of the trial")
-    ax.set_ylabel("average return (held-out tasks)")
+    xlabel = "adaptation steps" if axis == "step" else "episode of the trial"
+    return _save(plt, fig, ax, xlabel, "average return (held-out tasks)", title, path)
+
+
+def _save(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: str) -> str:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
