@@ -2,7 +2,8 @@
 
     python benchmarks/meta_step.py --meta-batch-sizes 10 20 40 --out benchmarks/results/meta_step_cpu.json
 
-Each configuration jits one whole meta-iteration (rollouts, adaptation, TRPO/PPO outer update),
+``collect_*`` time the sampling phase alone (rollouts, baselines, inner steps), the rest of an
+iteration is the outer TRPO/PPO update. Each configuration jits one whole meta-iteration (rollouts, adaptation, TRPO/PPO outer update),
 measures its compile time (AOT ``lower().compile()``), then times ``--iters`` compiled calls after
 one warm-up call. Env steps per iteration count every sampled step (inner and post-adaptation).
 """
@@ -46,6 +47,7 @@ def bench_one(meta_batch_size: int, maml: MAMLConfig, iters: int, env: str) -> d
     jax.block_until_ready((state, metrics))
     elapsed = time.perf_counter() - t0
     steps = algo.env_steps_per_iteration()
+    collect_s = time_collection(algo, state, iters)
     return {
         "meta_batch_size": meta_batch_size,
         "env_steps_per_iteration": steps,
@@ -53,7 +55,28 @@ def bench_one(meta_batch_size: int, maml: MAMLConfig, iters: int, env: str) -> d
         "seconds_per_iteration": round(elapsed / iters, 4),
         "meta_iters_per_s": round(iters / elapsed, 4),
         "env_steps_per_s": round(steps * iters / elapsed, 1),
+        "collect_seconds_per_iteration": round(collect_s, 4),
+        "collect_fraction": round(collect_s / (elapsed / iters), 3),
     }
+
+
+def time_collection(algo, state, iters: int) -> float:
+    """Seconds per iteration of the sampling phase alone (rollouts + inner steps + baselines)."""
+    c = algo.config
+
+    def collect(key):
+        tasks = jax.vmap(algo.task_dist.sample)(jax.random.split(key, algo.meta_batch_size))
+        keys = jax.random.split(jax.random.fold_in(key, 1), algo.meta_batch_size)
+        return jax.vmap(lambda t, k: algo._collect_task(state.params, state.inner_lr, t, k, c.num_inner_steps,
+                                                        c.episodes_per_task))(tasks, keys)
+
+    collect = jax.jit(collect)
+    jax.block_until_ready(collect(jax.random.key(0)))
+    t0 = time.perf_counter()
+    for i in range(iters):
+        out = collect(jax.random.key(1 + i))
+    jax.block_until_ready(out)
+    return (time.perf_counter() - t0) / iters
 
 
 def main() -> None:
