@@ -62,7 +62,7 @@ def test_batched_cholesky_in_jitted_scan_does_not_hang():
     def run(x):
         def body(v, _):
             chol = jnp.linalg.cholesky(spd)
-            v = jax.scipy.linalg.cho_solve((chol, True), v)
+            v = jax.scipy.linalg.cho_solve((chol, True), v[..., None])[..., 0]
             return v / jnp.linalg.norm(v, axis=-1, keepdims=True), None
 
         return jax.lax.scan(body, x, None, length=50)[0]

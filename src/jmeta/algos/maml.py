@@ -149,24 +149,24 @@ class MAML:
         return adaptation.adapt(self.inner_loss, params, batches, inner_lr, self.config.first_order)
 
     # ------------------------------------------------------------------ outer objective
-    def _outer_terms(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch):
-        """Per-task adapted policies' log-probs on the post batches. Shapes [N, E, T]."""
+    def _post_log_probs(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
+        """Log-probs of the post-adaptation actions under each task's adapted policy. [N, E, T]."""
 
         def per_task(b, pb):
             adapted = self.adapt(params, inner_lr, b)
-            return adapted, self.policy.log_prob(adapted, pb.traj.obs, pb.traj.action)
+            return self.policy.log_prob(adapted, pb.traj.obs, pb.traj.action)
 
         return jax.vmap(per_task)(batches, post)
 
     def outer_loss(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
         """TRPO surrogate loss (to minimise), averaged over tasks."""
-        _, log_prob = self._outer_terms(params, inner_lr, batches, post)
+        log_prob = self._post_log_probs(params, inner_lr, batches, post)
         t = post.traj
         per_task = jax.vmap(surrogates.importance_objective)(log_prob, t.log_prob, post.advantages, t.mask)
         return -per_task.mean()
 
     def ppo_loss(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
-        _, log_prob = self._outer_terms(params, inner_lr, batches, post)
+        log_prob = self._post_log_probs(params, inner_lr, batches, post)
         t = post.traj
         per_task = jax.vmap(surrogates.ppo_clip_objective, in_axes=(0, 0, 0, 0, None))(
             log_prob, t.log_prob, post.advantages, t.mask, self.config.ppo_clip
@@ -180,9 +180,7 @@ class MAML:
 
     def post_kl(self, params: Params, old_dist: Any, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
         """Mean KL(pi_old || pi_{theta'(params)}) over valid post-adaptation steps."""
-        adapted, _ = self._outer_terms(params, inner_lr, batches, post)
-        new_dist = jax.vmap(self.policy.dist)(adapted, post.traj.obs)
-        kl = old_dist.kl(new_dist)
+        kl = old_dist.kl(self.post_dists(params, inner_lr, batches, post))
         return surrogates.masked_mean(kl, post.traj.mask)
 
     # ------------------------------------------------------------------ meta-iteration
@@ -195,8 +193,7 @@ class MAML:
             lambda t, k: self._collect_task(state.params, state.inner_lr, t, k, c.num_inner_steps, c.episodes_per_task)
         )(tasks, task_keys)
 
-        adapted_old, _ = self._outer_terms(state.params, state.inner_lr, batches, post)
-        old_dist = jax.lax.stop_gradient(jax.vmap(self.policy.dist)(adapted_old, post.traj.obs))
+        old_dist = jax.lax.stop_gradient(self.post_dists(state.params, state.inner_lr, batches, post))
 
         if c.outer == "trpo":
             new_params, info = trpo_step(
