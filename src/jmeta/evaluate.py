@@ -1,8 +1,8 @@
-"""``python -m jmeta.evaluate --run RUN_DIR``: the meta-test protocol on a trained run.
+"""Meta-test a trained run on held-out tasks: python -m jmeta.evaluate --run RUN_DIR
 
-Restores the run's latest (or ``--step``) checkpoint and evaluates it on the fixed held-out task
+Restores the run's latest (or --step) checkpoint and evaluates it on the fixed held-out task
 bank: returns after 0..K adaptation steps (gradient-based) or per episode of a trial (recurrent),
-mean and standard error over tasks. Writes ``eval_<step>.json`` and an adaptation-curve PNG.
+mean and standard error over tasks. Writes eval_<step>.json and an adaptation-curve PNG.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class EvaluateArgs:
 
 def main(argv: list[str] | None = None) -> int:
     def _run() -> int:
-        args = tyro.cli(EvaluateArgs, args=argv, description=__doc__)
+        args = tyro.cli(EvaluateArgs, args=argv, description=__doc__, prog="python -m jmeta.evaluate")
         if args.num_tasks is not None and args.num_tasks < 1:
             raise ConfigError(f"num_tasks: must be >= 1, got {args.num_tasks}")
         if args.adapt_steps is not None and args.adapt_steps < 0:

@@ -1,8 +1,8 @@
-"""``python -m jmeta.train --algo maml --env point_nav [flags]``: meta-train with checkpoints and logs.
+"""Meta-train with logs, checkpoints and plots: python -m jmeta.train --algo maml --env point_nav [flags]
 
-``--algo`` and ``--env`` select the preset for that pair; every field of the config can then be
-overridden (``--help`` lists them with the preset's defaults). ``--resume RUN_DIR`` continues a run
-from its latest checkpoint with the run's saved config (``--meta-iters`` may be raised).
+--algo and --env select the preset for that pair; every field below can then be overridden (the
+defaults shown are the preset's). --resume RUN_DIR continues a run from its latest checkpoint with the
+run's saved config (--meta-iters may be raised).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         from jmeta.presets import preset_config
 
         default = preset_config(known.algo, known.env)
-    return tyro.cli(TrainConfig, default=default, args=argv, description=__doc__)
+    return tyro.cli(TrainConfig, default=default, args=argv, description=__doc__, prog="python -m jmeta.train")
 
 
 def main(argv: list[str] | None = None) -> int:
