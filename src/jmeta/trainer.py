@@ -226,6 +226,8 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
     iteration = start
     try:
         with _StopFlag() as stop:
+            if start == 0 and config.eval_every > 0:
+                run_eval(state)  # the starting point of the evaluation curve
             while iteration < end:
                 length = min(config.chunk_size, config.meta_iters - iteration)
                 t0 = time.perf_counter()
