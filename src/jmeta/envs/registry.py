@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +92,17 @@ def _register_builtin() -> None:
             description="2D point robot, unobserved goal (MAML); 'sparse': VariBAD semicircle goals",
         ),
     )
+    from jmeta.envs import locomotion
+
+    for family, variants in locomotion.VARIANTS.items():
+        register(
+            family,
+            EnvEntry(
+                variants=variants,
+                build=functools.partial(locomotion.build, family),
+                description=locomotion.DESCRIPTIONS[family],
+            ),
+        )
 
 
 _register_builtin()
