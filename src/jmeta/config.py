@@ -106,6 +106,9 @@ class TrainConfig:
     """Published definition of the environment to use (see jmeta.list_variants(env))."""
     env_horizon: int | None = None
     """Override the environment's episode horizon (None: the variant's)."""
+    env_physics: Literal["auto", "mjx", "mujoco"] = "auto"
+    """Physics path of MuJoCo envs: "mujoco" (C engine via a host callback, fastest on CPU), "mjx"
+    (pure JAX, for accelerators) or "auto" (mujoco on CPU, mjx elsewhere). Pure-JAX envs ignore it."""
     rescale_actions: bool = True
     """Agent acts in [-1, 1]^d, mapped onto the env's action box (rllab's normalize, as MAML)."""
     seed: int = 0
@@ -162,7 +165,10 @@ class TrainConfig:
         return getattr(self, self.algo)
 
     def env_overrides(self) -> dict[str, Any]:
-        return {} if self.env_horizon is None else {"horizon": self.env_horizon}
+        overrides: dict[str, Any] = {} if self.env_horizon is None else {"horizon": self.env_horizon}
+        if self.env_physics != "auto":
+            overrides["physics"] = self.env_physics
+        return overrides
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -124,7 +124,10 @@ class Physics:
         data = mjx.com_pos(m, data)
         data = mjx.com_vel(m, data)
         data = mjx.subtree_vel(m, data)
-        return data.subtree_com[body].astype(jnp.float32), data.subtree_linvel[body].astype(jnp.float32)
+        linvel = getattr(getattr(data, "_impl", data), "subtree_linvel", None)
+        if linvel is None:
+            linvel = data.subtree_linvel
+        return data.subtree_com[body].astype(jnp.float32), linvel[body].astype(jnp.float32)
 
     def reset_view(self, qpos: jax.Array, qvel: jax.Array) -> PhysicsOut:
         """What ``mjData`` shows after ``mj_resetData`` + setting qpos/qvel + ``mj_forward``.
