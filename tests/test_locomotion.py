@@ -1,0 +1,375 @@
+"""MuJoCo locomotion tasks: physics paths, parity with gymnasium v5, reward formulas, bad input.
+
+Tolerances (float32 in jmeta against float64 in MuJoCo):
+* C path vs plain ``mj_step`` and vs gymnasium HalfCheetah-v5 / Ant-v5 on the same MJCF:
+  observations and rewards within 1e-3 (abs) over the first 10 steps (measured: <= 1e-4).
+* MJX vs the C path: within 1e-3 over the first 5 cheetah steps and the first 2 ant steps. The ant
+  starts with its ankles outside their joint ranges, so stiff limit constraints are solved in float32
+  by MJX and float64 by MuJoCo and trajectories separate after that (documented in envs/ant_*.md).
+MJX tests keep batch <= 4 and horizons <= 10 (CPU compiles are slow; large CPU batches can hang).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+
+import jmeta
+from jmeta.envs import physics as phys
+from jmeta.envs.assets import asset_path
+from jmeta.envs.locomotion import LocomotionState, LocomotionTask
+from jmeta.errors import ConfigError
+
+CHEETAH_NQ, CHEETAH_NV, ANT_NQ, ANT_NV = 9, 9, 15, 14
+
+
+def _initial(model, batch, seed=0):
+    rng = np.random.default_rng(seed)
+    qpos = np.tile(model.qpos0, (batch, 1)) + rng.uniform(-0.1, 0.1, (batch, model.nq))
+    qvel = 0.1 * rng.standard_normal((batch, model.nv))
+    return qpos, qvel
+
+
+def _reference(model, qpos, qvel, actions, frame_skip=5):
+    """Plain MuJoCo as gymnasium steps it: per env, mj_step x frame_skip then mj_rnePostConstraint."""
+    steps, batch = actions.shape[:2]
+    out = {"qpos": np.zeros((steps, batch, model.nq)), "xpos": np.zeros((steps, batch, model.nbody, 3)),
+           "cfrc": np.zeros((steps, batch, model.nbody, 6))}
+    for b in range(batch):
+        data = mujoco.MjData(model)
+        data.qpos[:], data.qvel[:] = qpos[b], qvel[b]
+        mujoco.mj_forward(model, data)
+        for t in range(steps):
+            data.ctrl[:] = actions[t, b]
+            mujoco.mj_step(model, data, nstep=frame_skip)
+            mujoco.mj_rnePostConstraint(model, data)
+            out["qpos"][t, b], out["xpos"][t, b], out["cfrc"][t, b] = data.qpos, data.xpos, data.cfrc_ext
+    return out
+
+
+def _run_physics(physics, qpos, qvel, actions, step=None):
+    """Steps a batch with one jitted vmapped step (compiled once per physics; pass ``step`` to reuse)."""
+    step = step or jax.jit(jax.vmap(physics.step))
+    q, v = jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32)
+    out = []
+    for action in actions:
+        res = step(q, v, jnp.asarray(action, jnp.float32))
+        q, v = res.qpos, res.qvel
+        out.append((res.qpos, res.xpos, res.cfrc_ext))
+    return [np.stack([np.asarray(o[k]) for o in out]) for k in range(3)]
+
+
+@pytest.mark.parametrize(("xml", "contact"), [("half_cheetah.xml", False), ("ant.xml", True)])
+def test_c_path_matches_plain_mujoco(xml, contact):
+    model = phys.load_model(xml)
+    qpos, qvel = _initial(model, 6)
+    actions = np.random.default_rng(1).uniform(-1, 1, (10, 6, model.nu))
+    ref = _reference(model, qpos, qvel, actions)
+    got_qpos, got_xpos, got_cfrc = _run_physics(phys.MujocoPhysics(model, 5, contact), qpos, qvel, actions)
+    np.testing.assert_allclose(got_qpos, ref["qpos"], atol=1e-3)
+    np.testing.assert_allclose(got_xpos, ref["xpos"], atol=1e-3)
+    if contact:
+        np.testing.assert_allclose(got_cfrc, ref["cfrc"], atol=1e-2, rtol=1e-3)
+        assert np.abs(got_cfrc).sum() > 1.0  # real contact forces, not zeros
+
+
+@pytest.mark.parametrize(("xml", "contact", "steps"), [("half_cheetah.xml", False, 5), ("ant.xml", True, 2)])
+def test_mjx_path_matches_c_path_over_first_steps(xml, contact, steps):
+    model = phys.load_model(xml)
+    qpos, qvel = _initial(model, 3, seed=2)
+    actions = np.random.default_rng(3).uniform(-1, 1, (steps, 3, model.nu))
+    mjx_physics = phys.MjxPhysics(model, 5, contact)
+    mjx_step = jax.jit(jax.vmap(mjx_physics.step))
+    c_qpos, c_xpos, _ = _run_physics(phys.MujocoPhysics(model, 5, contact), qpos, qvel, actions)
+    m_qpos, m_xpos, _ = _run_physics(mjx_physics, qpos, qvel, actions, mjx_step)
+    np.testing.assert_allclose(m_qpos, c_qpos, atol=1e-3)
+    np.testing.assert_allclose(m_xpos, c_xpos, atol=1e-3)
+    if contact:  # the ant at rest on the floor: MJX reports the floor's wrench too (not zeros)
+        rest = np.zeros((40, 3, model.nu))
+        *_, cfrc = _run_physics(mjx_physics, np.tile(model.qpos0, (3, 1)), np.zeros((3, model.nv)), rest, mjx_step)
+        assert np.abs(cfrc[-1]).sum() > 1.0
+        assert np.all(cfrc[-1][:, 0] == 0.0)
+
+
+def test_contact_forces_are_real_on_the_c_path():
+    """The ant resting on the floor feels the floor (not silently zero); the world row stays 0."""
+    model = phys.load_model("ant.xml")
+    qpos, qvel = np.tile(model.qpos0, (2, 1)), np.zeros((2, model.nv))
+    *_, cfrc = _run_physics(phys.MujocoPhysics(model, 5, True), qpos, qvel, np.zeros((40, 2, model.nu)))
+    assert np.abs(cfrc[-1]).sum() > 1.0
+    assert np.all(cfrc[-1][:, 0] == 0.0)
+    assert np.abs(cfrc[0]).sum() == 0.0  # still in the air after the first step
+
+
+# ------------------------------------------------------------------------ gymnasium v5 parity
+
+
+def _gym_rollout(env_id, xml, qpos, qvel, actions):
+    gym = pytest.importorskip("gymnasium")
+    env = gym.make(env_id, xml_file=asset_path(xml))
+    env.reset(seed=0)
+    env.unwrapped.set_state(qpos, qvel)
+    records = []
+    for action in actions:
+        obs, reward, terminated, _, info = env.step(action)
+        records.append((obs, reward, info))
+        if terminated:
+            break
+    env.close()
+    return records
+
+
+def _jmeta_rollout(env, task, qpos, qvel, actions):
+    view = env.physics.reset_view(jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32))
+    state = LocomotionState(view.qpos, view.qvel, view.xpos, view.xmat, view.cfrc_ext, jnp.zeros((), jnp.int32))
+    step = jax.jit(env.step)
+    records = []
+    for action in actions:
+        out = step(jax.random.key(0), state, jnp.asarray(action, jnp.float32), task)
+        state = out.state
+        records.append(out)
+    return records
+
+
+def test_cheetah_matches_gymnasium_halfcheetah_v5():
+    """cheetah_dir/promp with d = +1 observes what HalfCheetah-v5 observes (qpos[1:], qvel); its
+    forward term and control cost equal v5's reward_forward and reward_ctrl / 2 (v5 weighs 0.1)."""
+    env, _ = jmeta.make("cheetah_dir", "promp", physics="mujoco")
+    model = env.physics.model
+    qpos, qvel = _initial(model, 1, seed=4)
+    actions = np.random.default_rng(5).uniform(-1, 1, (10, model.nu))
+    gym_records = _gym_rollout("HalfCheetah-v5", "half_cheetah.xml", qpos[0], qvel[0], actions)
+    ours = _jmeta_rollout(env, LocomotionTask(jnp.array([1.0, 0.0])), qpos[0], qvel[0], actions)
+    for (obs, _, info), out in zip(gym_records, ours, strict=True):
+        np.testing.assert_allclose(out.obs, obs, atol=1e-3)
+        np.testing.assert_allclose(out.info["x_velocity"], info["x_velocity"], atol=1e-3)
+        np.testing.assert_allclose(out.info["task_reward"], info["reward_forward"], atol=1e-3)
+        np.testing.assert_allclose(-2.0 * out.info["ctrl_cost"], info["reward_ctrl"], atol=1e-4)
+
+
+def test_ant_matches_gymnasium_ant_v5():
+    """ant_dir/promp with d = +1 is Ant-v5's reward (v_x + 1 - 0.5||a||^2 - 5e-4 contact) and
+    observes qpos[2:], qvel and clipped cfrc_ext (v5 drops the world body's row, always zero)."""
+    env, _ = jmeta.make("ant_dir", "promp", physics="mujoco")
+    model = env.physics.model
+    qpos, qvel = _initial(model, 1, seed=6)
+    actions = np.random.default_rng(7).uniform(-1, 1, (10, model.nu))
+    gym_records = _gym_rollout("Ant-v5", "ant.xml", qpos[0], qvel[0], actions)
+    ours = _jmeta_rollout(env, LocomotionTask(jnp.array([1.0, 0.0])), qpos[0], qvel[0], actions)
+    assert len(gym_records) == 10  # healthy throughout
+    contact_seen = 0.0
+    for (obs, reward, info), out in zip(gym_records, ours, strict=True):
+        ours_obs = np.asarray(out.obs)
+        ours_v5 = np.concatenate([ours_obs[:27], ours_obs[27 + 6 :]])  # drop the world row
+        np.testing.assert_allclose(ours_v5, obs, atol=1e-3)
+        np.testing.assert_allclose(ours_obs[27:33], 0.0)
+        np.testing.assert_allclose(out.reward, reward, atol=1e-3)
+        np.testing.assert_allclose(out.info["contact_cost"], -info["reward_contact"], atol=1e-5)
+        contact_seen += float(out.info["contact_cost"])
+    assert contact_seen > 0.0
+
+
+# ------------------------------------------------------------------------ reward formulas
+
+
+def _state(nq, nv, nbody=8, qpos=None, xpos_torso=None, cfrc=None, ncfrc=0):
+    qpos_arr = np.zeros(nq, np.float32) if qpos is None else np.asarray(qpos, np.float32)
+    xpos = np.zeros((nbody, 3), np.float32)
+    if xpos_torso is not None:
+        xpos[1] = xpos_torso
+    cfrc_arr = np.zeros((ncfrc, 6), np.float32) if cfrc is None else np.asarray(cfrc, np.float32)
+    return LocomotionState(
+        qpos=jnp.asarray(qpos_arr), qvel=jnp.zeros(nv), xpos=jnp.asarray(xpos),
+        xmat=jnp.zeros((nbody, 9)), cfrc_ext=jnp.asarray(cfrc_arr), time=jnp.zeros((), jnp.int32),
+    )
+
+
+def _qpos(nq, **entries):
+    q = np.zeros(nq, np.float32)
+    for index, value in entries.items():
+        q[int(index[1:])] = value
+    return q
+
+
+def test_cheetah_vel_reward_by_hand():
+    env, _ = jmeta.make("cheetah_vel")
+    before = _state(CHEETAH_NQ, CHEETAH_NV, qpos=_qpos(CHEETAH_NQ, i0=1.0))
+    after = _state(CHEETAH_NQ, CHEETAH_NV, qpos=_qpos(CHEETAH_NQ, i0=1.1))  # v = 0.1 / 0.05 = 2
+    action = jnp.full((6,), 0.5)
+    reward, info = env.reward(before, after, action, LocomotionTask(jnp.array([1.5, 0.0])))
+    np.testing.assert_allclose(info["x_velocity"], 2.0, rtol=1e-5)
+    np.testing.assert_allclose(reward, -0.5 - 0.05 * 6 * 0.25, rtol=1e-5)
+
+
+def test_cheetah_dir_reward_by_hand():
+    env, _ = jmeta.make("cheetah_dir")
+    before = _state(CHEETAH_NQ, CHEETAH_NV)
+    after = _state(CHEETAH_NQ, CHEETAH_NV, qpos=_qpos(CHEETAH_NQ, i0=-0.05))  # v = -1
+    action = jnp.ones(6)
+    reward, _ = env.reward(before, after, action, LocomotionTask(jnp.array([-1.0, 0.0])))
+    np.testing.assert_allclose(reward, 1.0 - 0.05 * 6, rtol=1e-5)
+
+
+def test_ant_vel_reward_by_hand():
+    env, _ = jmeta.make("ant_vel")
+    cfrc = np.zeros((14, 6), np.float32)
+    cfrc[3] = [2.0, -3.0, 0.5, 0.0, 0.0, 0.0]  # clipped to (1, -1, 0.5): sum of squares 2.25
+    before = _state(ANT_NQ, ANT_NV, nbody=14, xpos_torso=[0.0, 0.0, 0.5], ncfrc=14)
+    after = _state(ANT_NQ, ANT_NV, nbody=14, xpos_torso=[0.1, 0.3, 0.5], cfrc=cfrc)  # v_x = 2
+    action = jnp.full((8,), 0.5)
+    reward, _ = env.reward(before, after, action, LocomotionTask(jnp.array([2.5, 0.0])))
+    expected = -0.5 + 1.0 - 0.005 * 8 * 0.25 - 5e-4 * 2.25 + 0.05
+    np.testing.assert_allclose(reward, expected, rtol=1e-5)
+
+
+def test_ant_dir_pearl_projects_velocity_on_the_task_angle():
+    env, _ = jmeta.make("ant_dir", "pearl")
+    before = _state(ANT_NQ, ANT_NV, nbody=14, xpos_torso=[0.0, 0.0, 0.5])
+    after = _state(ANT_NQ, ANT_NV, nbody=14, xpos_torso=[0.0, 0.1, 0.5])  # v = (0, 2)
+    reward, _ = env.reward(before, after, jnp.zeros(8), LocomotionTask(jnp.array([np.pi / 2, 0.0])))
+    np.testing.assert_allclose(reward, 2.0 + 1.0, rtol=1e-5)
+
+
+def test_ant_goal_rewards_by_hand():
+    dense, _ = jmeta.make("ant_goal")
+    sparse, _ = jmeta.make("ant_goal", "sparse")
+    maml, _ = jmeta.make("ant_goal", "maml")
+    before = _state(ANT_NQ, ANT_NV, nbody=14, ncfrc=14)
+    after = _state(ANT_NQ, ANT_NV, nbody=14, xpos_torso=[1.0, 2.0, 0.5], ncfrc=14)
+    action = jnp.full((8,), 1.0)
+    goal = LocomotionTask(jnp.array([1.5, 1.0]))  # L1 distance 1.5, L2 distance 1.118
+    np.testing.assert_allclose(dense.reward(before, after, action, goal)[0], -1.5 - 0.1 * 8, rtol=1e-5)
+    np.testing.assert_allclose(maml.reward(before, after, action, goal)[0], -1.5 + 4 - 0.005 * 8 + 0.05, rtol=1e-5)
+    np.testing.assert_allclose(sparse.reward(before, after, action, goal)[0], -0.75 - 0.01 * 8, rtol=1e-5)
+    near = LocomotionTask(jnp.array([1.3, 2.4]))  # L2 distance 0.5
+    np.testing.assert_allclose(sparse.reward(before, after, action, near)[0], 0.5 - 0.01 * 8, rtol=1e-5)
+
+
+def test_ant_terminates_outside_the_healthy_height():
+    env, _ = jmeta.make("ant_vel")
+    assert not bool(env.terminated(_state(ANT_NQ, ANT_NV, qpos=_qpos(ANT_NQ, i2=0.5))))
+    assert bool(env.terminated(_state(ANT_NQ, ANT_NV, qpos=_qpos(ANT_NQ, i2=0.1))))
+    assert bool(env.terminated(_state(ANT_NQ, ANT_NV, qpos=_qpos(ANT_NQ, i2=1.2))))
+    assert bool(env.terminated(_state(ANT_NQ, ANT_NV, qpos=_qpos(ANT_NQ, i2=np.nan))))
+    promp, _ = jmeta.make("ant_dir", "promp")  # ProMP's healthy range is [0, 1]
+    assert not bool(promp.terminated(_state(ANT_NQ, ANT_NV, qpos=_qpos(ANT_NQ, i2=0.1))))
+    goal, _ = jmeta.make("ant_goal")  # never terminates
+    assert not bool(goal.terminated(_state(ANT_NQ, ANT_NV, qpos=_qpos(ANT_NQ, i2=0.1))))
+
+
+def test_observation_layouts_have_the_published_sizes():
+    sizes = {("cheetah_vel", "default"): 20, ("cheetah_vel", "promp"): 17, ("cheetah_vel", "maml_rllab"): 20,
+             ("ant_vel", "default"): 125, ("ant_dir", "promp"): 111, ("ant_dir", "pearl"): 27,
+             ("ant_goal", "default"): 113, ("ant_goal", "sparse"): 116}
+    for (name, variant), size in sizes.items():
+        env, _ = jmeta.make(name, variant)
+        assert env.spec.observation_space.shape == (size,), (name, variant)
+
+
+def test_reset_noise_and_obs_layout():
+    env, dist = jmeta.make("cheetah_vel")
+    obs, state = env.reset(jax.random.key(0), dist.sample(jax.random.key(1)))
+    model = env.physics.model
+    assert np.all(np.abs(np.asarray(state.qpos) - model.qpos0) <= 0.1 + 1e-6)
+    np.testing.assert_allclose(obs[:8], state.qpos[1:])
+    np.testing.assert_allclose(obs[8:17], state.qvel)
+    # torso xyz: rootx, 0, 0.7 + rootz for this model (torso at z 0.7, slide joints at its origin)
+    np.testing.assert_allclose(obs[17:], [state.qpos[0], 0.0, 0.7 + state.qpos[1]], atol=1e-6)
+
+
+def test_rllab_cheetah_uses_centre_of_mass_velocity():
+    env, _ = jmeta.make("cheetah_vel", "maml_rllab")
+    assert env.physics.dt == pytest.approx(0.01)
+    qvel = np.zeros(CHEETAH_NV, np.float32)
+    qvel[0] = 1.5  # pure rootx translation: every body moves at 1.5 along x
+    com, com_vel = env.center_of_mass(jnp.zeros(CHEETAH_NQ), jnp.asarray(qvel))
+    np.testing.assert_allclose(com_vel, [1.5, 0.0, 0.0], atol=1e-5)
+    data = mujoco.MjData(env.physics.model)
+    data.qpos[:] = env.physics.model.qpos0 * 0
+    mujoco.mj_forward(env.physics.model, data)
+    np.testing.assert_allclose(com, data.subtree_com[1], atol=1e-5)
+
+
+# ------------------------------------------------------------------------ task sets
+
+
+def test_pearl_cheetah_vel_task_sets_follow_pearl_seed():
+    _, dist = jmeta.make("cheetah_vel", "pearl")
+    expected = np.random.RandomState(1337).uniform(0.0, 3.0, size=(130,))
+    np.testing.assert_allclose(dist.train_bank.tasks.target[:, 0], expected[:100], rtol=1e-6)
+    np.testing.assert_allclose(dist.held_out_bank.tasks.target[:, 0], expected[100:], rtol=1e-6)
+    _, test_dist = jmeta.make("cheetah_vel", "pearl", split="test")
+    drawn = jax.vmap(test_dist.sample)(jax.random.split(jax.random.key(0), 64)).target[:, 0]
+    assert set(np.round(np.asarray(drawn), 5)) <= set(np.round(expected[100:].astype(np.float32), 5))
+
+
+def test_pearl_cheetah_dir_has_exactly_two_tasks():
+    _, dist = jmeta.make("cheetah_dir", "pearl")
+    drawn = jax.vmap(dist.sample)(jax.random.split(jax.random.key(0), 32)).target[:, 0]
+    assert set(np.asarray(drawn).tolist()) == {-1.0, 1.0}
+
+
+def test_ant_goal_disk_distribution():
+    _, dist = jmeta.make("ant_goal")
+    goals = np.asarray(jax.vmap(dist.sample)(jax.random.split(jax.random.key(0), 4000)).target)
+    radius = np.linalg.norm(goals, axis=1)
+    assert radius.max() <= 3.0 + 1e-5
+    # r = 3 sqrt(U) is uniform over the disk: P(r < 1.5) = 1/4
+    assert abs(np.mean(radius < 1.5) - 0.25) < 0.03
+
+
+# ------------------------------------------------------------------------ bad input
+
+
+def test_bad_physics_and_options_are_refused():
+    with pytest.raises(ConfigError, match="valid values are: auto, mjx, mujoco"):
+        jmeta.make("cheetah_vel", physics="bullet")
+    with pytest.raises(ConfigError, match="contact forces are only defined for the ant"):
+        jmeta.make("cheetah_vel", contact_cost=1e-3)
+    with pytest.raises(ConfigError, match="held-out tasks"):
+        jmeta.make("cheetah_vel", split="test")
+    with pytest.raises(ConfigError, match="obs"):
+        jmeta.make("ant_goal", obs=("qpos", "lidar"))
+    with pytest.raises(ConfigError, match="frame_skip"):
+        jmeta.make("ant_vel", frame_skip=0)
+
+
+def test_auto_physics_is_the_c_engine_on_cpu():
+    env, _ = jmeta.make("cheetah_vel")
+    assert jax.default_backend() != "cpu" or env.physics.name == "mujoco"
+    env_mjx, _ = jmeta.make("cheetah_vel", physics="mjx")
+    assert env_mjx.physics.name == "mjx"
+
+
+def test_c_path_runs_inside_vmapped_scan_with_one_callback_per_step():
+    """[tasks, episodes] vmaps flatten into one host batch; results equal per-env stepping."""
+    env, dist = jmeta.make("cheetah_vel", horizon=5)
+    tasks = jax.vmap(dist.sample)(jax.random.split(jax.random.key(0), 3))
+    actions = jax.random.uniform(jax.random.key(1), (3, 2, 5, 6), minval=-1, maxval=1)
+
+    def episode(task, key, acts):
+        _, state = env.reset(key, task)
+
+        def body(s, a):
+            out = env.step(key, s, a, task)
+            return out.state, out.reward
+
+        return jax.lax.scan(body, state, acts)[1]
+
+    keys = jax.random.split(jax.random.key(2), 6).reshape(3, 2)
+    batched = jax.jit(jax.vmap(jax.vmap(episode, in_axes=(None, 0, 0))))(tasks, keys, actions)
+    single = jax.jit(episode)(jax.tree_util.tree_map(lambda x: x[2], tasks), keys[2, 1], actions[2, 1])
+    np.testing.assert_allclose(batched[2, 1], single, atol=1e-5)
+    hlo = jax.jit(jax.vmap(jax.vmap(episode, in_axes=(None, 0, 0)))).lower(tasks, keys, actions).as_text()
+    assert hlo.count("custom_call") >= 1
+
+
+def test_physics_dataclass_overrides_keep_the_variant():
+    env, _ = jmeta.make("ant_goal", "sparse", horizon=50)
+    assert env.spec.horizon == 50 and env.params.goal_distance == "sparse_l2"
+    assert dataclasses.replace(env.params, horizon=200) == jmeta.envs.registry._entry("ant_goal").variants["sparse"]
