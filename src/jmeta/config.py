@@ -110,7 +110,9 @@ class TrainConfig:
     """Physics path of MuJoCo envs: "mujoco" (C engine via a host callback, fastest on CPU), "mjx"
     (pure JAX, for accelerators) or "auto" (mujoco on CPU, mjx elsewhere). Pure-JAX envs ignore it."""
     rescale_actions: bool = True
-    """Agent acts in [-1, 1]^d, mapped onto the env's action box (rllab's normalize, as MAML)."""
+    """Agent acts in [-s, s]^d, mapped onto the env's action box and clipped (rllab's normalize)."""
+    action_scale: float = 1.0
+    """s above (rllab/MAML: 1; pytorch-maml-rl and ProMP MuJoCo configs: 10)."""
     seed: int = 0
     """Random seed of the run (training keys derive from it and the iteration number)."""
     meta_iters: int = 300
@@ -151,6 +153,7 @@ class TrainConfig:
         variants = list_variants(self.env)
         _check(self.env_variant in variants, "env_variant", f"must be one of {variants} for {self.env}", self.env_variant)
         _check(self.env_horizon is None or self.env_horizon >= 1, "env_horizon", "must be >= 1", self.env_horizon)
+        _check(self.action_scale > 0, "action_scale", "must be > 0", self.action_scale)
         _check(self.meta_iters >= 1, "meta_iters", "must be >= 1", self.meta_iters)
         _check(self.meta_batch_size >= 1, "meta_batch_size", "must be >= 1", self.meta_batch_size)
         _check(self.chunk_size >= 1, "chunk_size", "must be >= 1", self.chunk_size)

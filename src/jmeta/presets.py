@@ -21,11 +21,13 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # tristandeleu/pytorch-maml-rl configs/maml/halfcheetah-vel.yaml: tanh (64, 64), H 100,
     # 20 episodes per task, fast lr 0.1, 1 inner step, gamma 0.99, GAE lambda 1, TRPO max-kl 0.01,
     # 10 CG iterations, damping 1e-5, backtrack 0.8; 40 tasks x 500 batches. Scaled for a 2-core
-    # CPU: 20 tasks x 10 episodes per meta-batch, 300 meta-iterations.
+    # CPU: 20 tasks x 10 episodes per meta-batch, 300 meta-iterations. Actions normalised with
+    # scale 10 as there (exploration std 0.1 in motor units at init).
     ("maml", "cheetah_vel"): {
         "meta_iters": 300,
         "meta_batch_size": 20,
         "env_horizon": 100,
+        "action_scale": 10.0,
         "eval_every": 50,
         "checkpoint_every": 50,
         "maml": {

@@ -39,7 +39,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 
 #: Config fields that define the compiled program and the state; they cannot change on resume.
-_FROZEN_ON_RESUME = ("algo", "env", "env_variant", "env_horizon", "rescale_actions", "seed", "meta_batch_size")
+_FROZEN_ON_RESUME = ("algo", "env", "env_variant", "env_horizon", "rescale_actions", "action_scale", "seed", "meta_batch_size")
 
 
 @dataclasses.dataclass
@@ -57,7 +57,7 @@ def build(config: TrainConfig) -> tuple[MetaEnv, TaskDistribution, Algorithm]:
     """Environment, task distribution and algorithm for a validated config."""
     env, dist = make(config.env, config.env_variant, **config.env_overrides())
     if config.rescale_actions and isinstance(env.spec.action_space, Box):
-        env = RescaleActions(env)
+        env = RescaleActions(env, config.action_scale)
     algo = make_algorithm(config.algo, env, dist, config.algo_config, config.meta_batch_size)
     return env, dist, algo
 

@@ -1,0 +1,191 @@
+"""Env steps per second of the MuJoCo locomotion envs on each physics path, side by side with
+raw ``vmap(mjx.step)``, ``mujoco.rollout`` on all cores and gymnasium's single-env loop.
+
+    python benchmarks/env_throughput.py --out benchmarks/results/env_throughput_cpu.json
+    python benchmarks/env_throughput.py --batch-sizes 1024 4096 8192 --paths mjx --out ...gpu.json
+
+What each row times (after compiling; compile seconds are reported separately):
+* ``jmeta/<path>``: one jitted call = reset + ``lax.scan`` of ``--steps`` env steps with uniform
+  random actions drawn inside, vmapped over the batch (observations, rewards, termination included).
+* ``raw_mjx``: ``vmap`` of ``frame_skip`` x ``mjx.step`` per env step on the same MJCF, same settings.
+* ``mujoco_rollout``: ``mujoco.rollout`` over the batch with ``nthread = os.cpu_count()``,
+  ``frame_skip`` physics steps per env step (no observation or reward code).
+* ``gymnasium``: HalfCheetah-v5 / Ant-v5 on the same MJCF, one env, a Python loop of ``env.step``.
+Throughput is env steps/s (one env step = ``frame_skip`` physics steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+
+from jmeta._xla_flags import configure_cpu_flags, enable_compilation_cache  # noqa: E402
+
+configure_cpu_flags()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+import jmeta  # noqa: E402
+from jmeta.envs import physics as phys  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_result  # noqa: E402
+
+ENVS = ["cheetah_vel", "cheetah_dir", "ant_vel", "ant_dir", "ant_goal"]
+GYM_IDS = {"half_cheetah": "HalfCheetah-v5", "ant": "Ant-v5"}
+
+
+def _best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def time_jmeta(name: str, path: str, batch: int, steps: int, repeats: int) -> dict:
+    env, dist = jmeta.make(name, physics=path, horizon=steps)
+    nu = env.spec.action_space.shape[0]
+
+    def run(key):
+        k_task, k_reset, k_act = jax.random.split(key, 3)
+        tasks = jax.vmap(dist.sample)(jax.random.split(k_task, batch))
+        _, states = jax.vmap(env.reset)(jax.random.split(k_reset, batch), tasks)
+
+        def body(carry, k):
+            actions = jax.random.uniform(k, (batch, nu), minval=-1.0, maxval=1.0)
+            out = jax.vmap(env.step)(jax.random.split(k, batch), carry, actions, tasks)
+            return out.state, out.reward.sum()
+
+        _, rewards = jax.lax.scan(body, states, jax.random.split(k_act, steps))
+        return rewards.sum()
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(run).lower(jax.random.key(0)).compile()
+    compile_s = time.perf_counter() - t0
+    jax.block_until_ready(compiled(jax.random.key(1)))  # warm-up (thread pools, buffers)
+    seconds = _best_of(lambda: jax.block_until_ready(compiled(jax.random.key(2))), repeats)
+    return {"compile_s": compile_s, "seconds": seconds, "env_steps_per_s": batch * steps / seconds}
+
+
+def time_raw_mjx(robot_xml: str, batch: int, steps: int, frame_skip: int, repeats: int) -> dict:
+    from mujoco import mjx
+
+    model = phys.load_model(robot_xml)
+    mjx_model = mjx.put_model(model)
+    qpos0 = jnp.asarray(model.qpos0, jnp.float32)
+
+    def run(key):
+        data = jax.vmap(lambda _: mjx.make_data(mjx_model).replace(qpos=qpos0))(jnp.arange(batch))
+
+        def body(d, k):
+            ctrl = jax.random.uniform(k, (batch, model.nu), minval=-1.0, maxval=1.0)
+            d = d.replace(ctrl=ctrl)
+            d = jax.lax.fori_loop(0, frame_skip, lambda _, x: jax.vmap(mjx.step, in_axes=(None, 0))(mjx_model, x), d)
+            return d, None
+
+        data, _ = jax.lax.scan(body, data, jax.random.split(key, steps))
+        return data.qpos.sum()
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(run).lower(jax.random.key(0)).compile()
+    compile_s = time.perf_counter() - t0
+    jax.block_until_ready(compiled(jax.random.key(1)))
+    seconds = _best_of(lambda: jax.block_until_ready(compiled(jax.random.key(2))), repeats)
+    return {"compile_s": compile_s, "seconds": seconds, "env_steps_per_s": batch * steps / seconds}
+
+
+def time_mujoco_rollout(robot_xml: str, batch: int, steps: int, frame_skip: int, repeats: int) -> dict:
+    from mujoco import rollout
+
+    model = phys.load_model(robot_xml)
+    nthread = os.cpu_count() or 1
+    datas = [mujoco.MjData(model) for _ in range(nthread)]
+    state0 = np.zeros((batch, mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS)))
+    mujoco.mj_getState(model, datas[0], state0[0], mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    state0[:] = state0[0]
+    control = np.random.default_rng(0).uniform(-1, 1, (batch, steps * frame_skip, model.nu))
+    runner = rollout.Rollout(nthread=nthread)
+    runner.rollout(model, datas, state0, control)
+    seconds = _best_of(lambda: runner.rollout(model, datas, state0, control), repeats)
+    return {"nthread": nthread, "seconds": seconds, "env_steps_per_s": batch * steps / seconds}
+
+
+def time_gymnasium(robot: str, robot_xml: str, steps: int) -> dict:
+    import gymnasium
+
+    env = gymnasium.make(GYM_IDS[robot], xml_file=phys.asset_path(robot_xml))
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, env.action_space.shape[0]))
+    t0 = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    seconds = time.perf_counter() - t0
+    env.close()
+    return {"seconds": seconds, "env_steps_per_s": steps / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=ENVS, choices=ENVS)
+    parser.add_argument("--paths", nargs="+", default=["mujoco", "mjx"], choices=["mujoco", "mjx"])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--mjx-batch-sizes", type=int, nargs="+", default=None,
+                        help="batch sizes for the MJX rows (default: --batch-sizes)")
+    parser.add_argument("--steps", type=int, default=100, help="env steps per timed call")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--gym-steps", type=int, default=2000)
+    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    enable_compilation_cache()
+
+    mjx_batches = args.mjx_batch_sizes or args.batch_sizes
+    rows, baselines = [], {}
+    for name in args.envs:
+        env, _ = jmeta.make(name)
+        robot, frame_skip = env.params.robot, env.params.frame_skip
+        robot_xml = f"{robot}.xml"
+        for path in args.paths:
+            for batch in mjx_batches if path == "mjx" else args.batch_sizes:
+                result = time_jmeta(name, path, batch, args.steps, args.repeats)
+                rows.append({"env": name, "runner": f"jmeta/{path}", "batch": batch, **result})
+                print(rows[-1], flush=True)
+        if args.no_baselines or robot in baselines:
+            continue
+        base = []
+        for batch in args.batch_sizes:
+            base.append({"runner": "mujoco_rollout", "batch": batch,
+                         **time_mujoco_rollout(robot_xml, batch, args.steps, frame_skip, args.repeats)})
+            print(robot, base[-1], flush=True)
+        if "mjx" in args.paths:
+            for batch in mjx_batches:
+                base.append({"runner": "raw_mjx", "batch": batch,
+                             **time_raw_mjx(robot_xml, batch, args.steps, frame_skip, args.repeats)})
+                print(robot, base[-1], flush=True)
+        if jax.default_backend() == "cpu":
+            base.append({"runner": "gymnasium", "batch": 1, **time_gymnasium(robot, robot_xml, args.gym_steps)})
+            print(robot, base[-1], flush=True)
+        baselines[robot] = base
+
+    write_result(args.out, {
+        "benchmark": "env_throughput",
+        "config": {"steps": args.steps, "repeats": args.repeats, "batch_sizes": args.batch_sizes,
+                   "mjx_batch_sizes": mjx_batches, "paths": args.paths, "gym_steps": args.gym_steps},
+        "results": rows,
+        "baselines": baselines,
+    })
+
+
+if __name__ == "__main__":
+    main()
