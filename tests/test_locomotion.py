@@ -373,3 +373,26 @@ def test_physics_dataclass_overrides_keep_the_variant():
     env, _ = jmeta.make("ant_goal", "sparse", horizon=50)
     assert env.spec.horizon == 50 and env.params.goal_distance == "sparse_l2"
     assert dataclasses.replace(env.params, horizon=200) == jmeta.envs.registry._entry("ant_goal").variants["sparse"]
+
+
+def test_fixed_test_sets_are_the_evaluation_bank():
+    from jmeta.tasks import evaluation_bank
+
+    _, dist = jmeta.make("cheetah_vel", "pearl")
+    bank = evaluation_bank(dist, 40)
+    assert bank.size == 30
+    np.testing.assert_array_equal(bank.tasks.target, dist.held_out_bank.tasks.target)
+    _, fresh = jmeta.make("cheetah_vel")
+    assert evaluation_bank(fresh, 40).size == 40
+
+
+def test_rescale_actions_scale_ten_maps_onto_the_motor_box():
+    from jmeta.envs import RescaleActions
+
+    env, _ = jmeta.make("cheetah_vel")
+    wrapped = RescaleActions(env, scale=10.0)
+    assert wrapped.spec.action_space.low == -10.0 and wrapped.spec.action_space.high == 10.0
+    np.testing.assert_allclose(wrapped.env_action(jnp.array([-10.0, -5.0, 0.0, 5.0, 10.0, 30.0])),
+                               [-1.0, -0.5, 0.0, 0.5, 1.0, 1.0], atol=1e-6)
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        RescaleActions(env, scale=0.0)

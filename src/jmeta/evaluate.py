@@ -47,13 +47,13 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"adapt_steps: must be >= 0, got {args.adapt_steps}")
         from jmeta import plots
         from jmeta.evaluation import evaluate
-        from jmeta.tasks import TaskBank
+        from jmeta.tasks import evaluation_bank
         from jmeta.trainer import restore_run
 
         config, dist, algo, state = restore_run(args.run, args.step)
         if args.adapt_steps is not None:
             algo = dataclasses.replace(algo, config=dataclasses.replace(algo.config, eval_adapt_steps=args.adapt_steps))
-        bank = TaskBank.for_evaluation(dist, args.num_tasks or config.eval_tasks)
+        bank = evaluation_bank(dist, args.num_tasks or config.eval_tasks)
         result = evaluate(algo, state, bank)
         step = int(state.iteration)
         print(f"{config.algo} on {config.env} ({config.env_variant}), iteration {step}, {result.num_tasks} held-out tasks")

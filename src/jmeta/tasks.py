@@ -87,6 +87,21 @@ class BankDistribution:
         return self.bank.get(index)
 
 
+def evaluation_bank(dist: TaskDistribution, size: int = 40) -> TaskBank:
+    """The held-out tasks a run is evaluated on.
+
+    A distribution with a fixed test set (``held_out_bank``, e.g. PEARL's 30 test velocities) is
+    evaluated on that set (its first ``size`` tasks); otherwise ``size`` tasks from the fixed
+    evaluation key (:meth:`TaskBank.for_evaluation`).
+    """
+    held_out = getattr(dist, "held_out_bank", None)
+    if isinstance(held_out, TaskBank):
+        if size >= held_out.size:
+            return held_out
+        return TaskBank(jax.tree_util.tree_map(lambda x: x[:size], held_out.tasks))
+    return TaskBank.for_evaluation(dist, size)
+
+
 def stack_tasks(tasks: list[Task]) -> Task:
     """Stacks a list of single tasks into one batched task pytree."""
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *tasks)

@@ -33,7 +33,7 @@ from jmeta.errors import CheckpointError, ConfigError, NonFiniteError
 from jmeta.evaluation import EvalResult, make_evaluator
 from jmeta.logging import MetricsLog, ProgressBar, TensorBoardLog, read_metrics, truncate_metrics
 from jmeta.spaces import Box
-from jmeta.tasks import TaskBank, TaskDistribution
+from jmeta.tasks import TaskDistribution, evaluation_bank
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -200,7 +200,7 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
     truncate_metrics(metrics_path, start)
     log = MetricsLog(metrics_path)
     tb = TensorBoardLog(os.path.join(run_dir, "tensorboard")) if config.tensorboard else None
-    bank = TaskBank.for_evaluation(dist, config.eval_tasks)
+    bank = evaluation_bank(dist, config.eval_tasks)
     evaluator = make_evaluator(algo, bank)
     chunk_fn = _make_chunk_fn(algo)
     steps_per_iter = algo.env_steps_per_iteration()

@@ -53,7 +53,7 @@ def resolve_physics(physics: str) -> str:
     return physics
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_model(xml_name: str) -> mujoco.MjModel:
     """Compiles ``envs/<xml_name>`` (cached per process). Treat the result as read-only."""
     return mujoco.MjModel.from_xml_path(asset_path(xml_name))
