@@ -83,7 +83,7 @@ def test_mjx_path_matches_c_path_over_first_steps(xml, contact, steps):
     model = phys.load_model(xml)
     qpos, qvel = _initial(model, 3, seed=2)
     actions = np.random.default_rng(3).uniform(-1, 1, (steps, 3, model.nu))
-    mjx_physics = phys.MjxPhysics(model, 5, contact)
+    mjx_physics = phys.MjxPhysics(model, 5, contact, phys.SolverSettings(4, 8))  # the envs' settings
     mjx_step = jax.jit(jax.vmap(mjx_physics.step))
     c_qpos, c_xpos, _ = _run_physics(phys.MujocoPhysics(model, 5, contact), qpos, qvel, actions)
     m_qpos, m_xpos, _ = _run_physics(mjx_physics, qpos, qvel, actions, mjx_step)

@@ -67,7 +67,9 @@ class LocomotionParams:
 
     robot: "half_cheetah" | "ant". task: "velocity" | "direction" | "direction_angle" | "goal".
     physics: "auto" | "mjx" | "mujoco". frame_skip: physics substeps per env step.
-    mjx_iterations / mjx_ls_iterations: MJX solver overrides (0 keeps the MJCF's).
+    mjx_iterations / mjx_ls_iterations: MJX solver overrides (0 keeps the MJCF's 100 / 50); 4 / 8
+      is measured to match the MJCF's settings within float32 noise at 2-2.5x the speed
+      (benchmarks/results/mjx_solver_cpu.json).
     obs: observation parts in order (OBS_PARTS). velocity_source: how v is measured.
     target_low/target_high: velocity task range; goal_set: "disk" | "box" with goal_extent.
     forward_weight: weight of the velocity term in direction tasks.
@@ -88,8 +90,8 @@ class LocomotionParams:
     episodes_per_trial: int = 1
     physics: str = "auto"
     frame_skip: int = 5
-    mjx_iterations: int = 0
-    mjx_ls_iterations: int = 0
+    mjx_iterations: int = 4
+    mjx_ls_iterations: int = 8
     obs: tuple[str, ...] = ("qpos_no_x", "qvel", "torso_xpos")
     velocity_source: str = "qpos_x"
     target_low: float = 0.0
