@@ -7,7 +7,8 @@ raw ``vmap(mjx.step)``, ``mujoco.rollout`` on all cores and gymnasium's single-e
 What each row times (after compiling; compile seconds are reported separately):
 * ``jmeta/<path>``: one jitted call = reset + ``lax.scan`` of ``--steps`` env steps with uniform
   random actions drawn inside, vmapped over the batch (observations, rewards, termination included).
-* ``raw_mjx``: ``vmap`` of ``frame_skip`` x ``mjx.step`` per env step on the same MJCF, same settings.
+* ``raw_mjx``: ``vmap`` of ``frame_skip`` x ``mjx.step`` per env step on the same MJCF with the envs'
+  MJX solver settings (no observation, reward or contact-force code).
 * ``mujoco_rollout``: ``mujoco.rollout`` over the batch with ``nthread = os.cpu_count()``,
   ``frame_skip`` physics steps per env step (no observation or reward code).
 * ``gymnasium``: HalfCheetah-v5 / Ant-v5 on the same MJCF, one env, a Python loop of ``env.step``.
@@ -76,10 +77,14 @@ def time_jmeta(name: str, path: str, batch: int, steps: int, repeats: int) -> di
     return {"compile_s": compile_s, "seconds": seconds, "env_steps_per_s": batch * steps / seconds}
 
 
-def time_raw_mjx(robot_xml: str, batch: int, steps: int, frame_skip: int, repeats: int) -> dict:
+def time_raw_mjx(robot_xml: str, batch: int, steps: int, frame_skip: int, repeats: int,
+                 iterations: int, ls_iterations: int) -> dict:
+    import copy
+
     from mujoco import mjx
 
-    model = phys.load_model(robot_xml)
+    model = copy.copy(phys.load_model(robot_xml))
+    model.opt.iterations, model.opt.ls_iterations = iterations, ls_iterations  # as the envs' MJX path
     mjx_model = mjx.put_model(model)
     qpos0 = jnp.asarray(model.qpos0, jnp.float32)
 
@@ -143,6 +148,7 @@ def main() -> None:
     parser.add_argument("--mjx-batch-sizes", type=int, nargs="+", default=None,
                         help="batch sizes for the MJX rows (default: --batch-sizes)")
     parser.add_argument("--steps", type=int, default=100, help="env steps per timed call")
+    parser.add_argument("--mjx-steps", type=int, default=None, help="env steps per timed MJX call (default: --steps)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gym-steps", type=int, default=2000)
     parser.add_argument("--no-baselines", action="store_true")
@@ -151,6 +157,7 @@ def main() -> None:
     enable_compilation_cache()
 
     mjx_batches = args.mjx_batch_sizes or args.batch_sizes
+    mjx_steps = args.mjx_steps or args.steps
     rows, baselines = [], {}
     for name in args.envs:
         env, _ = jmeta.make(name)
@@ -158,7 +165,8 @@ def main() -> None:
         robot_xml = f"{robot}.xml"
         for path in args.paths:
             for batch in mjx_batches if path == "mjx" else args.batch_sizes:
-                result = time_jmeta(name, path, batch, args.steps, args.repeats)
+                steps = mjx_steps if path == "mjx" else args.steps
+                result = time_jmeta(name, path, batch, steps, args.repeats)
                 rows.append({"env": name, "runner": f"jmeta/{path}", "batch": batch, **result})
                 print(rows[-1], flush=True)
         if args.no_baselines or robot in baselines:
@@ -171,7 +179,8 @@ def main() -> None:
         if "mjx" in args.paths:
             for batch in mjx_batches:
                 base.append({"runner": "raw_mjx", "batch": batch,
-                             **time_raw_mjx(robot_xml, batch, args.steps, frame_skip, args.repeats)})
+                             **time_raw_mjx(robot_xml, batch, mjx_steps, frame_skip, args.repeats,
+                                           env.params.mjx_iterations, env.params.mjx_ls_iterations)})
                 print(robot, base[-1], flush=True)
         if jax.default_backend() == "cpu":
             base.append({"runner": "gymnasium", "batch": 1, **time_gymnasium(robot, robot_xml, args.gym_steps)})
@@ -180,7 +189,7 @@ def main() -> None:
 
     write_result(args.out, {
         "benchmark": "env_throughput",
-        "config": {"steps": args.steps, "repeats": args.repeats, "batch_sizes": args.batch_sizes,
+        "config": {"steps": args.steps, "mjx_steps": mjx_steps, "repeats": args.repeats, "batch_sizes": args.batch_sizes,
                    "mjx_batch_sizes": mjx_batches, "paths": args.paths, "gym_steps": args.gym_steps},
         "results": rows,
         "baselines": baselines,

@@ -1,4 +1,4 @@
-"""Prints a markdown table of every ``benchmarks/results/meta_step*.json`` (for the READMEs).
+"""Prints markdown tables of ``benchmarks/results/meta_step*.json`` and ``env_throughput*.json``.
 
     python benchmarks/summarize.py
 """
@@ -29,9 +29,38 @@ def main() -> None:
                   f"{r['env_steps_per_s']:,.0f} | {_share(r)} |")
 
 
+def env_throughput() -> None:
+    """One row per (file, env, runner, batch): env steps/s and its ratio to the baselines."""
+    print()
+    print("| file | env | runner | batch | compile s | env steps/s | vs mujoco.rollout | vs gymnasium | vs raw vmap(mjx.step) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for path in sorted(glob.glob(os.path.join(HERE, "results", "env_throughput*.json"))):
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        robots = {"cheetah": "half_cheetah", "ant": "ant"}
+        for r in data["results"]:
+            base = data["baselines"].get(robots[r["env"].split("_")[0]], [])
+            ref = {(b["runner"], b["batch"]): b["env_steps_per_s"] for b in base}
+            gym = next((b["env_steps_per_s"] for b in base if b["runner"] == "gymnasium"), None)
+            steps_per_s = r["env_steps_per_s"]
+
+            def ratio(key, steps_per_s=steps_per_s, ref=ref):
+                return f"{steps_per_s / ref[key]:.2f}x" if key in ref else "n/a"
+
+            vs_gym = f"{steps_per_s / gym:.1f}x" if gym else "n/a"
+            print(f"| {os.path.basename(path)} | {r['env']} | {r['runner']} | {r['batch']} | {r['compile_s']:.1f} | "
+                  f"{steps_per_s:,.0f} | {ratio(('mujoco_rollout', r['batch']))} | {vs_gym} | "
+                  f"{ratio(('raw_mjx', r['batch']))} |")
+        for robot, base in data["baselines"].items():
+            for b in base:
+                print(f"| {os.path.basename(path)} | ({robot}) | {b['runner']} | {b['batch']} | "
+                      f"{b.get('compile_s', 0.0):.1f} | {b['env_steps_per_s']:,.0f} | | | |")
+
+
 def _share(result: dict) -> str:
     return f"{100 * result['collect_fraction']:.0f}%" if "collect_fraction" in result else "n/a"
 
 
 if __name__ == "__main__":
     main()
+    env_throughput()

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+import jmeta
+
 from _tiny import TINY_ARGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,7 +37,7 @@ def test_help_documents_every_field():
     "args, message",
     [
         (["--maml.inner-lr", "-1"], "error: maml.inner_lr: must be > 0, got -1.0"),
-        (["--env", "nope"], "error: env: must be one of ['point_nav'], got 'nope'"),
+        (["--env", "nope"], "error: env: must be one of ['ant_dir', 'ant_goal', 'ant_vel', 'cheetah_dir', 'cheetah_vel', 'point_nav'], got 'nope'"),
         (["--env-variant", "dense"], "error: env_variant: must be one of ['default', 'sparse'] for point_nav, got 'dense'"),
         (["--meta-batch-size", "0"], "error: meta_batch_size: must be >= 1, got 0"),
         (["--resume", "/nonexistent/run"], "error: /nonexistent/run is not a jmeta run directory (no config.json)"),
@@ -98,3 +100,15 @@ def test_ci_runs_the_readme_commands():
     for command in (install, test):
         assert command in ci, command
         assert command in readme, command
+
+
+def test_env_physics_flag_reaches_the_env_and_pure_jax_envs_refuse_it():
+    from jmeta.config import TrainConfig
+    from jmeta.errors import ConfigError
+
+    assert TrainConfig(env="cheetah_vel", env_physics="mjx").env_overrides() == {"physics": "mjx"}
+    assert TrainConfig(env="cheetah_vel").env_overrides() == {}
+    with pytest.raises(ConfigError, match="physics"):
+        jmeta.make("point_nav", **TrainConfig(env="point_nav", env_physics="mjx").env_overrides())
+    with pytest.raises(ConfigError, match="action_scale"):
+        TrainConfig(action_scale=0.0).validate()
