@@ -11,7 +11,6 @@ import sys
 import pytest
 
 import jmeta
-
 from _tiny import TINY_ARGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
