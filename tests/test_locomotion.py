@@ -396,3 +396,30 @@ def test_rescale_actions_scale_ten_maps_onto_the_motor_box():
                                [-1.0, -0.5, 0.0, 0.5, 1.0, 1.0], atol=1e-6)
     with pytest.raises(ValueError, match="scale must be > 0"):
         RescaleActions(env, scale=0.0)
+
+
+def test_rllab_ant_model_reset_and_fresh_view():
+    """ant_vel/maml_rllab: rllab's ant (dt 0.02, init_qpos z 0.55 with bent ankles, Gaussian 0.01
+    reset noise) and rllab's reading of the state after ``forward()`` at the new state."""
+    env, dist = jmeta.make("ant_vel", "maml_rllab", physics="mujoco")
+    assert env.physics.dt == pytest.approx(0.02)
+    init = np.array([0, 0, 0.55, 1, 0, 0, 0, 0, 1, 0, -1, 0, -1, 0, 1], np.float32)
+    task = dist.sample(jax.random.key(0))
+    _, state = env.reset(jax.random.key(1), task)
+    assert np.abs(np.asarray(state.qpos) - init).max() < 0.06  # 0.01 N(0, 1) noise
+    out = jax.jit(env.step)(jax.random.key(2), state, jnp.full((8,), 0.3), task)
+    # fresh view: the torso frame is at the new free-joint position (not one RK4 stage behind)
+    np.testing.assert_allclose(out.state.xpos[1], out.state.qpos[:3], atol=1e-5)
+    com, com_vel = env.center_of_mass(out.state.qpos, out.state.qvel)
+    np.testing.assert_allclose(out.obs[-3:], com, atol=1e-5)
+    np.testing.assert_allclose(out.info["x_velocity"], com_vel[0], atol=1e-5)
+
+
+def test_mjx_fresh_view_matches_kinematics_of_the_new_state():
+    model = phys.load_model("half_cheetah.xml")
+    physics = phys.MjxPhysics(model, 5, False, phys.SolverSettings(4, 8), fresh_view=True)
+    qpos, qvel = _initial(model, 1, seed=8)
+    out = jax.jit(physics.step)(jnp.asarray(qpos[0], jnp.float32), jnp.asarray(qvel[0], jnp.float32),
+                                jnp.full((6,), 0.5))
+    xpos, _ = physics.body_poses(out.qpos)
+    np.testing.assert_allclose(out.xpos, xpos, atol=1e-5)

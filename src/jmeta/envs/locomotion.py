@@ -30,7 +30,7 @@ from jmeta.errors import ConfigError
 from jmeta.spaces import Box
 from jmeta.tasks import TaskBank
 
-ROBOTS = {"half_cheetah": "half_cheetah.xml", "ant": "ant.xml"}
+ROBOTS = {"half_cheetah": "half_cheetah.xml", "ant": "ant.xml", "ant_rllab": "ant_rllab.xml"}
 OBS_PARTS = ("torso_xpos", "qpos", "qpos_no_x", "qpos_no_xy", "qvel", "cfrc_clipped", "torso_xmat", "com")
 VELOCITY_SOURCES = ("qpos_x", "torso_xpos", "com_velocity")
 TASK_KINDS = ("velocity", "direction", "direction_angle", "goal")
@@ -65,8 +65,10 @@ class LocomotionState:
 class LocomotionParams:
     """Static definition of one locomotion variant (every field overridable via ``jmeta.make``).
 
-    robot: "half_cheetah" | "ant". task: "velocity" | "direction" | "direction_angle" | "goal".
+    robot: "half_cheetah" | "ant" | "ant_rllab" (envs/<robot>.xml). task: "velocity" | "direction" | "direction_angle" | "goal".
     physics: "auto" | "mjx" | "mujoco". frame_skip: physics substeps per env step.
+    fresh_view: body poses and contact forces from a forward pass at the new state (rllab) instead
+      of what mjData holds right after mj_step (gym).
     mjx_iterations / mjx_ls_iterations: MJX solver overrides (0 keeps the MJCF's 100 / 50); 4 / 8
       is measured to match the MJCF's settings within float32 noise at 2-2.5x the speed
       (benchmarks/results/mjx_solver_cpu.json).
@@ -90,6 +92,7 @@ class LocomotionParams:
     episodes_per_trial: int = 1
     physics: str = "auto"
     frame_skip: int = 5
+    fresh_view: bool = False
     mjx_iterations: int = 4
     mjx_ls_iterations: int = 8
     obs: tuple[str, ...] = ("qpos_no_x", "qvel", "torso_xpos")
@@ -148,7 +151,7 @@ class LocomotionParams:
         if self.split == "test" and self.held_out_tasks < 1:
             raise ConfigError(f"{name}.split='test' needs a variant with held-out tasks (held_out_tasks > 0)")
         uses_contact = self.contact_cost != 0.0 or "cfrc_clipped" in self.obs
-        if uses_contact and self.robot != "ant":
+        if uses_contact and not self.robot.startswith("ant"):
             raise ConfigError(f"{name}: contact forces are only defined for the ant here")
 
 
@@ -167,9 +170,10 @@ class Locomotion:
             params.frame_skip,
             self.contact_forces,
             phys.SolverSettings(params.mjx_iterations or None, params.mjx_ls_iterations or None),
+            params.fresh_view,
         )
         model = self.physics.model
-        self._init_qpos = jnp.asarray(model.qpos0, jnp.float32)
+        self._init_qpos = jnp.asarray(phys.initial_qpos(model), jnp.float32)
         obs_dim = sum(self._part_size(part) for part in params.obs)
         self.spec = EnvSpec(
             name=name,
@@ -422,6 +426,17 @@ _ANT = LocomotionParams(
 _ANT_27 = ("qpos_no_xy", "qvel")
 _ANT_113 = ("qpos", "qvel", "cfrc_clipped")
 
+_ANT_RLLAB = dataclasses.replace(
+    _ANT,
+    robot="ant_rllab",
+    frame_skip=1,  # rllab: timestep 0.02, frame_skip 1
+    fresh_view=True,  # rllab calls model.forward() after stepping and reads com/xmat/cfrc from it
+    obs=("qpos", "qvel", "cfrc_clipped", "torso_xmat", "com"),
+    velocity_source="com_velocity",
+    reset_noise="gaussian",
+    qpos_noise=0.01,
+)
+
 VARIANTS: dict[str, dict[str, LocomotionParams]] = {
     "cheetah_vel": {
         "default": _CHEETAH,
@@ -441,6 +456,7 @@ VARIANTS: dict[str, dict[str, LocomotionParams]] = {
     },
     "ant_vel": {
         "default": _ANT,
+        "maml_rllab": _ANT_RLLAB,
     },
     "ant_dir": {
         "default": dataclasses.replace(_ANT, task="direction", bonus=0.05),
@@ -489,7 +505,10 @@ SOURCES: dict[str, dict[str, str]] = {
         "pearl": "katerakelly/oyster rlkit/envs/half_cheetah_dir.py + configs/cheetah-dir.json",
         "promp": "jonasrothfuss/ProMP meta_policy_search/envs/mujoco_envs/half_cheetah_rand_direc.py",
     },
-    "ant_vel": {"default": _PMRL.format("ant.py (AntVelEnv)")},
+    "ant_vel": {
+        "default": _PMRL.format("ant.py (AntVelEnv)"),
+        "maml_rllab": "cbfinn/maml_rl rllab/envs/mujoco/ant_env_rand.py + vendor/mujoco_models/ant.xml",
+    },
     "ant_dir": {
         "default": _PMRL.format("ant.py (AntDirEnv)"),
         "promp": "jonasrothfuss/ProMP meta_policy_search/envs/mujoco_envs/ant_rand_direc.py",

@@ -16,7 +16,9 @@ What MuJoCo's ``mjData`` holds after a step is part of the published task defini
 envs read ``data.xpos`` and ``data.cfrc_ext`` right after ``mj_step``): body positions are those of
 the last forward evaluation inside the step (for Euler the state before the last substep, for RK4
 its last stage), and contact forces are filled by ``mj_rnePostConstraint`` after the step (as
-gymnasium does). Both paths return exactly these quantities.
+gymnasium does). Both paths return exactly these quantities. With ``fresh_view=True`` (rllab's
+semantics: ``model.forward()`` after stepping) they are instead those of a forward pass at the new
+state.
 
 The C path carries no gradient: actions enter the callback through ``stop_gradient``
 (policy-gradient methods need none).
@@ -93,12 +95,13 @@ class Physics:
 
     name: str = ""
 
-    def __init__(self, model: mujoco.MjModel, frame_skip: int, contact_forces: bool):
+    def __init__(self, model: mujoco.MjModel, frame_skip: int, contact_forces: bool, fresh_view: bool = False):
         if frame_skip < 1:
             raise ConfigError(f"frame_skip must be >= 1, got {frame_skip}")
         self.model = model
         self.frame_skip = frame_skip
         self.contact_forces = contact_forces
+        self.fresh_view = fresh_view
         self.nq, self.nv, self.nu, self.nbody = model.nq, model.nv, model.nu, model.nbody
         self.dt = float(model.opt.timestep) * frame_skip
         self._kin_model = _mjx().put_model(model)
@@ -165,8 +168,9 @@ class MjxPhysics(Physics):
         frame_skip: int,
         contact_forces: bool,
         solver: SolverSettings = SolverSettings(),
+        fresh_view: bool = False,
     ):
-        super().__init__(model, frame_skip, contact_forces)
+        super().__init__(model, frame_skip, contact_forces, fresh_view)
         self.solver = solver
         model_copy = copy.copy(model)  # the cached model stays as the MJCF defines it
         if solver.iterations is not None:
@@ -183,6 +187,8 @@ class MjxPhysics(Physics):
             return mjx.step(self.mjx_model, d), None
 
         data, _ = jax.lax.scan(substep, data, None, length=self.frame_skip)
+        if self.fresh_view:
+            data = mjx.forward(self.mjx_model, data)
         if self.contact_forces:
             cfrc = _mjx_cfrc_ext(mjx.rne_postconstraint(self.mjx_model, data))
         else:
@@ -223,11 +229,12 @@ class MujocoPhysics(Physics):
         frame_skip: int,
         contact_forces: bool,
         nthread: int | None = None,
+        fresh_view: bool = False,
     ):
-        super().__init__(model, frame_skip, contact_forces)
+        super().__init__(model, frame_skip, contact_forces, fresh_view)
         self.nthread = nthread or max(1, os.cpu_count() or 1)
         rk4 = model.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4
-        self.per_env_last_substep = contact_forces or rk4
+        self.per_env_last_substep = contact_forces or (rk4 and not fresh_view)
         self._state_size = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS)
         self._qpos_at = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME)
         self._qvel_at = self._qpos_at + model.nq
@@ -256,7 +263,7 @@ class MujocoPhysics(Physics):
             new_qpos, new_qvel, qpos_before_last = jax.pure_callback(
                 self._host.step_rollout, shapes, qpos, qvel, ctrl, vmap_method="broadcast_all"
             )
-            xpos, xmat = self.body_poses(qpos_before_last)
+            xpos, xmat = self.body_poses(new_qpos if self.fresh_view else qpos_before_last)
             cfrc = jnp.zeros((0, 6), f32)
         return PhysicsOut(qpos=new_qpos, qvel=new_qvel, xpos=xpos, xmat=xmat, cfrc_ext=cfrc)
 
@@ -342,6 +349,8 @@ class _HostEngine:
                     mujoco.mj_setState(p.model, data, state[i], spec)
                     data.ctrl[:] = ctrl2[i]
                     mujoco.mj_step(p.model, data)
+                    if p.fresh_view:
+                        mujoco.mj_forward(p.model, data)
                     out_qpos[i] = data.qpos
                     out_qvel[i] = data.qvel
                     out_xpos[i] = data.xpos
@@ -381,10 +390,20 @@ def make_physics(
     frame_skip: int,
     contact_forces: bool,
     solver: SolverSettings = SolverSettings(),
+    fresh_view: bool = False,
 ) -> Physics:
     """Builds the physics path named by ``physics`` ("auto" | "mjx" | "mujoco") for a model."""
     path = resolve_physics(physics)
     model = load_model(xml_name)
     if path == "mjx":
-        return MjxPhysics(model, frame_skip, contact_forces, solver)
-    return MujocoPhysics(model, frame_skip, contact_forces)
+        return MjxPhysics(model, frame_skip, contact_forces, solver, fresh_view)
+    return MujocoPhysics(model, frame_skip, contact_forces, fresh_view=fresh_view)
+
+
+def initial_qpos(model: mujoco.MjModel) -> np.ndarray:
+    """The MJCF's ``<numeric name="init_qpos">`` when it defines one (rllab models), else qpos0."""
+    index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_NUMERIC, "init_qpos")
+    if index < 0:
+        return np.array(model.qpos0)
+    start, size = model.numeric_adr[index], model.numeric_size[index]
+    return np.array(model.numeric_data[start : start + size])
