@@ -460,6 +460,7 @@ VARIANTS: dict[str, dict[str, LocomotionParams]] = {
     },
     "ant_dir": {
         "default": dataclasses.replace(_ANT, task="direction", bonus=0.05),
+        "maml_rllab": dataclasses.replace(_ANT_RLLAB, task="direction", bonus=0.05),
         "promp": dataclasses.replace(
             _ANT, task="direction", obs=("qpos_no_xy", "qvel", "cfrc_clipped"),
             ctrl_cost=0.5, bonus=1.0, z_low=0.0,
@@ -511,6 +512,7 @@ SOURCES: dict[str, dict[str, str]] = {
     },
     "ant_dir": {
         "default": _PMRL.format("ant.py (AntDirEnv)"),
+        "maml_rllab": "cbfinn/maml_rl rllab/envs/mujoco/ant_env_rand_direc.py + vendor/mujoco_models/ant.xml",
         "promp": "jonasrothfuss/ProMP meta_policy_search/envs/mujoco_envs/ant_rand_direc.py",
         "pearl": "katerakelly/oyster rlkit/envs/ant_dir.py",
         "varibad": "lmzintgraf/varibad environments/mujoco/ant_dir.py",
