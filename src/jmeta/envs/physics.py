@@ -26,6 +26,7 @@ The C path carries no gradient: actions enter the callback through ``stop_gradie
 
 from __future__ import annotations
 
+import abc
 import copy
 import dataclasses
 import functools
@@ -90,7 +91,7 @@ class PhysicsOut:
     cfrc_ext: jax.Array
 
 
-class Physics:
+class Physics(abc.ABC):
     """Base: the model, the substep count and the shared JAX kinematics (both paths)."""
 
     name: str = ""
@@ -146,9 +147,9 @@ class Physics:
             cfrc_ext=jnp.zeros((self.ncfrc, 6), jnp.float32),
         )
 
+    @abc.abstractmethod
     def step(self, qpos: jax.Array, qvel: jax.Array, ctrl: jax.Array) -> PhysicsOut:
         """One env step of ``frame_skip`` substeps with ``ctrl`` held (float32[nu])."""
-        raise NotImplementedError
 
 
 def _mjx():
