@@ -109,5 +109,8 @@ def test_env_physics_flag_reaches_the_env_and_pure_jax_envs_refuse_it():
     assert TrainConfig(env="cheetah_vel").env_overrides() == {}
     with pytest.raises(ConfigError, match="physics"):
         jmeta.make("point_nav", **TrainConfig(env="point_nav", env_physics="mjx").env_overrides())
+    with pytest.raises(ConfigError, match="env_physics.*point_nav is a pure-JAX env"):
+        TrainConfig(env="point_nav", env_physics="mjx").validate()
+    TrainConfig(env="cheetah_vel", env_physics="mjx").validate()
     with pytest.raises(ConfigError, match="action_scale"):
         TrainConfig(action_scale=0.0).validate()

@@ -108,7 +108,7 @@ class TrainConfig:
     """Override the environment's episode horizon (None: the variant's)."""
     env_physics: Literal["auto", "mjx", "mujoco"] = "auto"
     """Physics path of MuJoCo envs: "mujoco" (C engine via a host callback, fastest on CPU), "mjx"
-    (pure JAX, for accelerators) or "auto" (mujoco on CPU, mjx elsewhere). Pure-JAX envs ignore it."""
+    (pure JAX, for accelerators) or "auto" (mujoco on CPU, mjx elsewhere). Only for MuJoCo envs."""
     rescale_actions: bool = True
     """Agent acts in [-s, s]^d, mapped onto the env's action box and clipped (rllab's normalize)."""
     action_scale: float = 1.0
@@ -153,6 +153,11 @@ class TrainConfig:
         variants = list_variants(self.env)
         _check(self.env_variant in variants, "env_variant", f"must be one of {variants} for {self.env}", self.env_variant)
         _check(self.env_horizon is None or self.env_horizon >= 1, "env_horizon", "must be >= 1", self.env_horizon)
+        if self.env_physics != "auto":
+            from jmeta.envs.registry import variant_params
+
+            has_physics = any(f.name == "physics" for f in dataclasses.fields(variant_params(self.env, self.env_variant)))
+            _check(has_physics, "env_physics", f"{self.env} is a pure-JAX env; only MuJoCo envs take it", self.env_physics)
         _check(self.action_scale > 0, "action_scale", "must be > 0", self.action_scale)
         _check(self.meta_iters >= 1, "meta_iters", "must be >= 1", self.meta_iters)
         _check(self.meta_batch_size >= 1, "meta_batch_size", "must be >= 1", self.meta_batch_size)

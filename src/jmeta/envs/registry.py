@@ -47,6 +47,14 @@ def list_variants(name: str) -> list[str]:
     return sorted(_entry(name).variants)
 
 
+def variant_params(name: str, variant: str = "default") -> Any:
+    """The frozen params dataclass of ``name``'s ``variant`` (its fields are the valid overrides)."""
+    entry = _entry(name)
+    if variant not in entry.variants:
+        raise unknown_name(f"{name} variant", variant, list(entry.variants))
+    return entry.variants[variant]
+
+
 def describe(name: str) -> str:
     return _entry(name).description
 
