@@ -423,3 +423,19 @@ def test_mjx_fresh_view_matches_kinematics_of_the_new_state():
                                 jnp.full((6,), 0.5))
     xpos, _ = physics.body_poses(out.qpos)
     np.testing.assert_allclose(out.xpos, xpos, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["half_cheetah", "ant"])
+def test_models_are_gymnasiums_physically(name):
+    """envs/*.xml equal gymnasium's assets in every physical quantity (form differs only)."""
+    import os
+
+    gym = pytest.importorskip("gymnasium")
+    theirs = mujoco.MjModel.from_xml_path(os.path.join(os.path.dirname(gym.__file__), "envs/mujoco/assets", f"{name}.xml"))
+    ours = phys.load_model(f"{name}.xml")
+    assert ours.opt.timestep == theirs.opt.timestep and ours.opt.integrator == theirs.opt.integrator
+    for field in ["body_mass", "body_inertia", "body_pos", "body_quat", "body_ipos", "body_iquat", "dof_armature",
+                  "dof_damping", "jnt_stiffness", "jnt_range", "geom_size", "geom_pos", "geom_quat", "geom_friction",
+                  "geom_solimp", "geom_solref", "geom_margin", "geom_contype", "geom_conaffinity", "actuator_gear",
+                  "actuator_ctrlrange", "qpos0", "jnt_solimp", "jnt_solref"]:
+        np.testing.assert_allclose(getattr(ours, field), getattr(theirs, field), atol=1e-9, err_msg=field)
