@@ -149,3 +149,39 @@ def test_normalize(use_jit):
 def test_normalize_all_masked_is_zero():
     y = rl_returns.normalize(jnp.ones(5), jnp.zeros(5))
     assert np.all(np.asarray(y) == 0.0)
+
+
+def _compress_reference(fn, rewards, values, mask, gamma, lam, last_value):
+    """Reference for streams with masked gaps: run ``fn`` on the valid steps only, scatter back."""
+    idx = np.flatnonzero(mask)
+    ends_valid = mask[-1] > 0
+    sub = fn(rewards[idx], values[idx], np.ones(len(idx)), gamma, lam, last_value if ends_valid else 0.0)
+    out = np.zeros(len(rewards))
+    out[idx] = sub
+    return out
+
+
+@pytest.mark.parametrize("last_value", [0.0, 1.3])
+@pytest.mark.parametrize("gap_pattern", ["episode_gaps", "terminated_last"])
+def test_masked_gaps_are_transparent_across_episode_boundaries(gap_pattern, last_value):
+    """A flattened trial [K*T] whose episodes ended early: the discount runs over the valid steps."""
+    rng = np.random.default_rng(3)
+    k, t = 3, 6
+    mask = np.ones((k, t), np.float32)
+    mask[0, 4:] = 0  # episode 0 terminated after 4 steps
+    mask[1, 2:] = 0  # episode 1 after 2 steps
+    if gap_pattern == "terminated_last":
+        mask[2, 5:] = 0
+    mask = mask.reshape(-1)
+    rewards = rng.normal(size=k * t).astype(np.float32)
+    values = rng.normal(size=k * t).astype(np.float32)
+    gamma, lam = 0.9, 0.8
+    got = np.asarray(rl_returns.gae(rewards, values, mask, gamma, lam, last_value))
+    want = _compress_reference(ref_gae, rewards, values, mask, gamma, lam, last_value)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    got_r = np.asarray(rl_returns.discounted_returns(rewards, mask, gamma, last_value))
+    want_r = _compress_reference(lambda r, v, m, g, lm, lv: ref_returns(r, m, g, lv), rewards, values, mask, gamma, lam, last_value)
+    np.testing.assert_allclose(got_r, want_r, rtol=1e-5, atol=1e-5)
+    # the last valid step of episode 0 bootstraps from the first step of episode 1
+    delta = rewards[3] + gamma * values[6] - values[3]
+    assert abs(got[3] - (delta + gamma * lam * got[6])) < 1e-5

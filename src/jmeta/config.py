@@ -70,7 +70,7 @@ class MAMLConfig:
     eval_episodes_per_task: int = 20
     """Meta-test: episodes per task per adaptation step."""
 
-    def validate(self, prefix: str = "maml") -> None:
+    def validate(self, prefix: str = "maml", meta_batch_size: int | None = None) -> None:
         p = prefix + "."
         _check(self.episodes_per_task >= 1, p + "episodes_per_task", "must be >= 1", self.episodes_per_task)
         _check(self.num_inner_steps >= 1, p + "num_inner_steps", "must be >= 1", self.num_inner_steps)
@@ -95,10 +95,89 @@ class MAMLConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RL2Config:
+    """RL² (Duan et al. 2016): a GRU policy over whole trials, trained with PPO."""
+
+    trials_per_task: int = 1
+    """Trials sampled per task per meta-iteration (each starts from a zero recurrent state)."""
+    episodes_per_trial: int | None = None
+    """Episodes per trial during meta-training (None: the environment's)."""
+    hidden_size: int = 128
+    """GRU width."""
+    embed_sizes: tuple[int, ...] = (64,)
+    """MLP layers applied to (obs, previous action, previous reward, done) before the GRU (may be empty: --rl2.embed-sizes)."""
+    head_sizes: tuple[int, ...] = (64,)
+    """Hidden layers of the policy and value heads on the GRU output (may be empty)."""
+    activation: Literal["relu", "tanh", "elu", "gelu", "swish"] = "tanh"
+    """Activation of the embedding and head MLPs."""
+    shared_core: bool = True
+    """One GRU for policy and value; --rl2.no-shared-core gives the value its own GRU."""
+    init_std: float = 1.0
+    """Initial standard deviation of the Gaussian policy (continuous actions)."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clipping (0: off)."""
+    ppo_epochs: int = 4
+    """PPO passes over the meta-batch per meta-iteration."""
+    num_minibatches: int = 4
+    """Minibatches per epoch; whole trials are split, so it must divide meta_batch_size * trials_per_task."""
+    clip_eps: float = 0.2
+    """PPO ratio clipping epsilon."""
+    value_clip_eps: float = 0.0
+    """Clip the value update around the old values (0: no value clipping)."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    gamma: float = 0.99
+    """Discount, applied across the episodes of a trial (the trial is one RL² episode)."""
+    gae_lambda: float = 0.95
+    """GAE lambda, across episode boundaries within the trial."""
+    normalize_advantages: bool = True
+    """Standardise advantages per minibatch."""
+    bptt_truncation: int = 0
+    """Truncated BPTT: cut the gradient through the GRU state every this many steps of the trial (0: full trial)."""
+    eval_trials_per_task: int = 4
+    """Meta-test: trials per held-out task (the per-episode return is averaged over them)."""
+    eval_episodes: int | None = None
+    """Meta-test: episodes per trial (None: as in training), e.g. longer to test generalisation."""
+    eval_deterministic: bool = False
+    """Meta-test with the mode of the action distribution instead of sampling."""
+
+    def validate(self, prefix: str = "rl2", meta_batch_size: int | None = None) -> None:
+        p = prefix + "."
+        _check(self.trials_per_task >= 1, p + "trials_per_task", "must be >= 1", self.trials_per_task)
+        _check(self.episodes_per_trial is None or self.episodes_per_trial >= 1, p + "episodes_per_trial", "must be >= 1", self.episodes_per_trial)
+        _check(self.hidden_size >= 1, p + "hidden_size", "must be >= 1", self.hidden_size)
+        _check(all(h >= 1 for h in self.embed_sizes), p + "embed_sizes", "must be positive layer widths", self.embed_sizes)
+        _check(all(h >= 1 for h in self.head_sizes), p + "head_sizes", "must be positive layer widths", self.head_sizes)
+        _check(self.activation in ACTIVATIONS, p + "activation", f"must be one of {sorted(ACTIVATIONS)}", self.activation)
+        _check(self.init_std > 0, p + "init_std", "must be > 0", self.init_std)
+        _check(self.lr > 0, p + "lr", "must be > 0", self.lr)
+        _check(self.max_grad_norm >= 0, p + "max_grad_norm", "must be >= 0", self.max_grad_norm)
+        _check(self.ppo_epochs >= 1, p + "ppo_epochs", "must be >= 1", self.ppo_epochs)
+        _check(self.num_minibatches >= 1, p + "num_minibatches", "must be >= 1", self.num_minibatches)
+        if meta_batch_size is not None:
+            trials = meta_batch_size * self.trials_per_task
+            _check(trials % self.num_minibatches == 0, p + "num_minibatches",
+                   f"must divide meta_batch_size * trials_per_task = {trials}", self.num_minibatches)
+        _check(0 < self.clip_eps < 1, p + "clip_eps", "must be in (0, 1)", self.clip_eps)
+        _check(self.value_clip_eps >= 0, p + "value_clip_eps", "must be >= 0", self.value_clip_eps)
+        _check(self.value_coef >= 0, p + "value_coef", "must be >= 0", self.value_coef)
+        _check(self.entropy_coef >= 0, p + "entropy_coef", "must be >= 0", self.entropy_coef)
+        _check(0 <= self.gamma <= 1, p + "gamma", "must be in [0, 1]", self.gamma)
+        _check(0 <= self.gae_lambda <= 1, p + "gae_lambda", "must be in [0, 1]", self.gae_lambda)
+        _check(self.bptt_truncation >= 0, p + "bptt_truncation", "must be >= 0", self.bptt_truncation)
+        _check(self.eval_trials_per_task >= 1, p + "eval_trials_per_task", "must be >= 1", self.eval_trials_per_task)
+        _check(self.eval_episodes is None or self.eval_episodes >= 1, p + "eval_episodes", "must be >= 1", self.eval_episodes)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A meta-training run: `python -m jmeta.train --algo maml --env point_nav [flags]`."""
 
-    algo: Literal["maml"] = "maml"
+    algo: Literal["maml", "rl2"] = "maml"
     """Meta-learning algorithm."""
     env: str = "point_nav"
     """Environment name (see jmeta.list_envs())."""
@@ -143,6 +222,8 @@ class TrainConfig:
     """Write learning-curve and adaptation-curve PNGs at the end."""
     maml: MAMLConfig = dataclasses.field(default_factory=MAMLConfig)
     """MAML hyperparameters."""
+    rl2: RL2Config = dataclasses.field(default_factory=RL2Config)
+    """RL² hyperparameters."""
 
     def validate(self) -> None:
         from jmeta.algos import list_algorithms
@@ -166,10 +247,10 @@ class TrainConfig:
         _check(self.eval_tasks >= 1, "eval_tasks", "must be >= 1", self.eval_tasks)
         _check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1", self.checkpoint_every)
         _check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1", self.keep_checkpoints)
-        self.algo_config.validate(self.algo)
+        self.algo_config.validate(self.algo, self.meta_batch_size)
 
     @property
-    def algo_config(self) -> MAMLConfig:
+    def algo_config(self) -> MAMLConfig | RL2Config:
         return getattr(self, self.algo)
 
     def env_overrides(self) -> dict[str, Any]:
@@ -187,12 +268,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
-        nested = {"maml": MAMLConfig}
+        nested = {"maml": MAMLConfig, "rl2": RL2Config}
         for name, typ in nested.items():
             if name in data and isinstance(data[name], dict):
                 sub = dict(data[name])
-                if "hidden_sizes" in sub:
-                    sub["hidden_sizes"] = tuple(sub["hidden_sizes"])
+                for key in ("hidden_sizes", "embed_sizes", "head_sizes"):
+                    if key in sub:
+                        sub[key] = tuple(sub[key])
                 data[name] = typ(**sub)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)

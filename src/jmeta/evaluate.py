@@ -34,8 +34,28 @@ class EvaluateArgs:
     """Held-out tasks (default: the run's eval_tasks, 40)."""
     adapt_steps: int | None = None
     """Adaptation steps K for gradient-based methods (default: the run's eval_adapt_steps)."""
+    trial_episodes: int | None = None
+    """Episodes per trial for recurrent methods (default: the run's; more tests generalisation)."""
+    trials_per_task: int | None = None
+    """Trials per held-out task for recurrent methods (default: the run's eval_trials_per_task)."""
     plot: bool = True
     """Write plots/adaptation_curve_<step>.png."""
+
+
+_FLAG_OF = {"eval_adapt_steps": "--adapt-steps", "eval_episodes": "--trial-episodes", "eval_trials_per_task": "--trials-per-task"}
+
+
+def _with_eval_overrides(algo, overrides: dict):
+    """The algorithm with meta-test settings replaced; a setting the algorithm lacks is refused."""
+    fields = {f.name for f in dataclasses.fields(algo.config)}
+    changes = {}
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if name not in fields:
+            raise ConfigError(f"{_FLAG_OF[name]}: does not apply to {algo.name} runs")
+        changes[name] = value
+    return dataclasses.replace(algo, config=dataclasses.replace(algo.config, **changes)) if changes else algo
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,9 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         from jmeta.tasks import evaluation_bank
         from jmeta.trainer import restore_run
 
+        for name in ("trial_episodes", "trials_per_task"):
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {value}")
         config, dist, algo, state = restore_run(args.run, args.step)
-        if args.adapt_steps is not None:
-            algo = dataclasses.replace(algo, config=dataclasses.replace(algo.config, eval_adapt_steps=args.adapt_steps))
+        algo = _with_eval_overrides(algo, {"eval_adapt_steps": args.adapt_steps, "eval_episodes": args.trial_episodes,
+                                           "eval_trials_per_task": args.trials_per_task})
         bank = evaluation_bank(dist, args.num_tasks or config.eval_tasks)
         result = evaluate(algo, state, bank)
         step = int(state.iteration)

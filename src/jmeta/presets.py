@@ -43,7 +43,9 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 
 def preset_config(algo: str, env: str) -> TrainConfig:
     """TrainConfig for ``algo`` on ``env`` with that pair's preset applied (defaults otherwise)."""
-    config = TrainConfig(algo=algo, env=env) if algo in ("maml",) else TrainConfig(env=env)
+    from jmeta.algos import list_algorithms
+
+    config = TrainConfig(algo=algo, env=env) if algo in list_algorithms() else TrainConfig(env=env)
     overrides = dict(PRESETS.get((algo, env), {}))
     nested = {}
     for field in [f.name for f in dataclasses.fields(TrainConfig)]:

@@ -25,7 +25,8 @@ PolicyFn = Callable[[Params, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 class RecurrentInput:
     """What a recurrent (RL²-style) policy sees at each step of a trial.
 
-    obs: [*obs_shape]; prev_action: [*action_shape] (zeros at the trial start);
+    obs: [*obs_shape]; prev_action: [*action_shape] (at the trial start: zeros for continuous actions,
+    -1 for discrete ones, which ``jax.nn.one_hot`` encodes as all zeros, i.e. "no action yet");
     prev_reward: scalar; prev_done: scalar float, 1 at the first step of every episode after the
     first one, so episode boundaries inside a trial are visible to the agent.
     """
@@ -185,11 +186,36 @@ def rollout_trial(
         # The next episode's first input flags the boundary.
         return (policy_carry, prev_action, prev_reward, jnp.ones((), jnp.float32)), trajectory
 
+    no_action = -1 if jnp.issubdtype(action_dtype, jnp.integer) else 0
     init = (
         init_carry,
-        jnp.zeros(action_shape, action_dtype),
+        jnp.full(action_shape, no_action, action_dtype),
         jnp.zeros((), jnp.float32),
         jnp.zeros((), jnp.float32),
     )
     final, trajectory = jax.lax.scan(episode, init, jax.random.split(key, num_episodes))
     return trajectory, final[0]
+
+
+def rollout_trials(
+    env: MetaEnv,
+    step_fn: RecurrentPolicyFn,
+    params: Params,
+    tasks: Task,
+    key: jax.Array,
+    init_carry: Any,
+    trials_per_task: int,
+    num_episodes: int | None = None,
+    horizon: int | None = None,
+) -> Trajectory:
+    """``trials_per_task`` independent trials of each task in a batch (leading axis N).
+
+    Every trial starts from ``init_carry`` (one carry, shared). Leaves [N, R, K, T, ...].
+    """
+    num_tasks = jax.tree_util.tree_leaves(tasks)[0].shape[0]
+    keys = jax.random.split(key, (num_tasks, trials_per_task))
+
+    def one(task, k):
+        return rollout_trial(env, step_fn, params, task, k, init_carry, num_episodes, horizon)[0]
+
+    return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(tasks, keys)

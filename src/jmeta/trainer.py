@@ -164,6 +164,8 @@ def _status(record: dict[str, Any]) -> str:
     for name, label in (("train/return_pre", "pre"), ("train/return_post", "post")):
         if name in record:
             parts.append(f"{label} {record[name]:.1f}")
+    for name in plots.first_and_last_episode(record):
+        parts.append(f"ep{name.removeprefix('train/return_episode')} {record[name]:.2f}")
     if "perf/env_steps_per_s" in record:
         parts.append(f"{record['perf/env_steps_per_s']:.3g} steps/s")
     return " | ".join(parts)

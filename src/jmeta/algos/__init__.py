@@ -7,7 +7,7 @@ from typing import Any
 from jmeta.algos.base import Algorithm
 from jmeta.errors import unknown_name
 
-_ALGORITHMS = ("maml",)
+_ALGORITHMS = ("maml", "rl2")
 
 
 def list_algorithms() -> list[str]:
@@ -20,6 +20,10 @@ def make_algorithm(name: str, env: Any, task_dist: Any, config: Any, meta_batch_
         from jmeta.algos.maml import MAML
 
         return MAML(env=env, task_dist=task_dist, config=config, meta_batch_size=meta_batch_size)
+    if name == "rl2":
+        from jmeta.algos.rl2 import RL2
+
+        return RL2(env=env, task_dist=task_dist, config=config, meta_batch_size=meta_batch_size)
     raise unknown_name("algorithm", name, list_algorithms())
 
 

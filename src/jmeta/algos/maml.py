@@ -29,6 +29,7 @@ from jmeta.networks import baseline as linear_baseline
 from jmeta.networks.policies import CategoricalMLPPolicy, GaussianMLPPolicy, Policy
 from jmeta.rl import returns as rl_returns
 from jmeta.rl import surrogates
+from jmeta.rl.surrogates import global_norm
 from jmeta.rl.trpo import gauss_newton_fvp, trpo_step
 from jmeta.rollout import rollout_episodes
 from jmeta.spaces import Box, Discrete
@@ -224,7 +225,7 @@ class MAML:
                 params, opt_state = carry
                 loss, grads = jax.value_and_grad(self.ppo_loss)(params, state.inner_lr, batches, post)
                 updates, opt_state = self.optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), (loss, _global_norm(grads))
+                return (optax.apply_updates(params, updates), opt_state), (loss, global_norm(grads))
 
             (new_params, opt_state), (losses, grad_norms) = jax.lax.scan(
                 epoch, (state.params, state.opt_state), None, length=c.ppo_epochs
@@ -270,8 +271,3 @@ class MAML:
 
         returns = jax.vmap(per_task)(tasks, keys)  # [N, K + 1]
         return {f"eval/return_step{k}": returns[:, k] for k in range(steps + 1)}
-
-
-def _global_norm(tree: Any) -> jax.Array:
-    """L2 norm of all leaves of a pytree (kept local: optax renamed its helper across versions)."""
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree)))

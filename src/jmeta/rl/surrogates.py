@@ -27,6 +27,11 @@ def magic_box(x: jax.Array) -> jax.Array:
     return jnp.exp(x - jax.lax.stop_gradient(x))
 
 
+def global_norm(tree) -> jax.Array:
+    """L2 norm of all leaves of a pytree (local: optax renamed its helper across versions)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree)))
+
+
 def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
     return (x * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
