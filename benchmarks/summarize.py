@@ -21,8 +21,14 @@ def main() -> None:
         hw = data["hardware"]
         device = hw.get("gpus", [None])[0] or f"{hw.get('cpu_model', hw['processor'])} ({hw['cpu_count']} cores)"
         c = data["config"]
-        config = (f"{data['algo']} {data['env']}, {c['episodes_per_task']} ep/task, {c['num_inner_steps']} inner, "
-                  f"{c['outer']}{', first-order' if c['first_order'] else ''}, jax {data['versions']['jax']}")
+        if data["algo"] == "rl2":
+            variant = data.get("env_variant", "default")
+            env = data["env"] + ("" if variant == "default" else f" ({variant})")
+            config = (f"rl2 {env}, GRU {c['hidden_size']}, {c['trials_per_task']} trial/task, "
+                      f"PPO {c['ppo_epochs']}x{c['num_minibatches']}, jax {data['versions']['jax']}")
+        else:
+            config = (f"{data['algo']} {data['env']}, {c['episodes_per_task']} ep/task, {c['num_inner_steps']} inner, "
+                      f"{c['outer']}{', first-order' if c['first_order'] else ''}, jax {data['versions']['jax']}")
         for r in data["results"]:
             print(f"| {os.path.basename(path)} | {device} | {config} | {r['meta_batch_size']} | "
                   f"{r['env_steps_per_iteration']:,} | {r['compile_s']:.1f} | {r['seconds_per_iteration']:.2f} | "

@@ -59,7 +59,7 @@ def main() -> None:
     lines = [f"# {args.algo} on {args.env}", "", f"| seed | {header} | wall-clock |",
              "|---" * (per_seed.shape[1] + 2) + "|"]
     for r in runs:
-        cells = " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(r["eval"]["mean"], r["eval"]["stderr"], strict=True))
+        cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(r["eval"]["mean"], r["eval"]["stderr"], strict=True))
         lines.append(f"| {r['seed']} | {cells} | {r['wall_s']:.0f} s |")
     lines += ["", f"Mean ± s.e. over {runs[0]['eval']['num_tasks']} held-out tasks (fixed evaluation bank).",
               "", "Commands:", ""] + [f"    {r['command']}" for r in runs]

@@ -38,6 +38,17 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
             "eval_episodes_per_task": 10,
         },
     },
+    # RL² on VariBAD's GridNavi (4 episodes x 15 steps per trial). lmzintgraf/varibad
+    # config/gridworld/args_grid_rl2.py trains A2C with 16 processes for 1e8 frames (GRU 64,
+    # gamma 0.95); here PPO over whole trials, 64 tasks per iteration, 500 iterations (1.9M steps).
+    ("rl2", "grid_nav"): {
+        "meta_iters": 500,
+        "meta_batch_size": 64,
+        "chunk_size": 25,
+        "eval_every": 50,
+        "checkpoint_every": 50,
+        "rl2": {"hidden_size": 128, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4, "entropy_coef": 0.01},
+    },
 }
 
 

@@ -100,6 +100,32 @@ def _register_builtin() -> None:
             description="2D point robot, unobserved goal (MAML); 'sparse': VariBAD semicircle goals",
         ),
     )
+    from jmeta.envs import bandit, grid_nav, tabular_mdp
+
+    register(
+        "grid_nav",
+        EnvEntry(
+            variants=grid_nav.VARIANTS,
+            build=lambda p, v: (grid_nav.GridNav(p, v), grid_nav.GridNavTaskDistribution(p)),
+            description="VariBAD GridNavi: 5x5 grid, unobserved goal cell, 4 episodes of 15 steps",
+        ),
+    )
+    register(
+        "bandit",
+        EnvEntry(
+            variants=bandit.VARIANTS,
+            build=lambda p, v: (bandit.Bandit(p, v), bandit.BanditTaskDistribution(p)),
+            description="RL² Bernoulli k-armed bandit, p ~ U[0,1]^k, one pull per episode, n pulls",
+        ),
+    )
+    register(
+        "tabular_mdp",
+        EnvEntry(
+            variants=tabular_mdp.VARIANTS,
+            build=lambda p, v: (tabular_mdp.TabularMDP(p, v), tabular_mdp.TabularMDPTaskDistribution(p)),
+            description="RL² random tabular MDP: 10 states, 5 actions, N(1,1) means, Dirichlet(1) rows",
+        ),
+    )
     from jmeta.envs import locomotion
 
     for family, variants in locomotion.VARIANTS.items():
