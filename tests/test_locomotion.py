@@ -441,3 +441,12 @@ def test_models_are_gymnasiums_physically(name):
                   "geom_solimp", "geom_solref", "geom_margin", "geom_contype", "geom_conaffinity", "actuator_gear",
                   "actuator_ctrlrange", "qpos0", "jnt_solimp", "jnt_solref"]:
         np.testing.assert_allclose(getattr(ours, field), getattr(theirs, field), atol=1e-9, err_msg=field)
+
+
+def test_fixed_task_banks_survive_a_first_use_under_jit():
+    """The cached train/test banks are concrete even when first built while ``sample`` is traced."""
+    _, dist = jmeta.make("cheetah_vel", "pearl")
+    first = jax.jit(dist.sample)(jax.random.key(0))
+    again = dist.sample(jax.random.key(0))  # reuses the cached bank outside the trace
+    np.testing.assert_array_equal(first.target, again.target)
+    assert isinstance(dist.train_bank.tasks.target, jax.Array) and dist.train_bank.size == 100

@@ -49,6 +49,25 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "checkpoint_every": 50,
         "rl2": {"hidden_size": 128, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4, "entropy_coef": 0.01},
     },
+    # RL² bandits (default variant: 5 arms, 10 pulls per trial); the learning test's setting run longer.
+    ("rl2", "bandit"): {
+        "meta_iters": 1000,
+        "meta_batch_size": 128,
+        "chunk_size": 50,
+        "eval_every": 100,
+        "checkpoint_every": 100,
+        "eval_tasks": 200,
+        "rl2": {"hidden_size": 64, "embed_sizes": (32,), "head_sizes": (32,), "lr": 1e-3},
+    },
+    # RL² random tabular MDPs (10 states, 5 actions, 10 episodes of 10 steps per trial).
+    ("rl2", "tabular_mdp"): {
+        "meta_iters": 500,
+        "meta_batch_size": 64,
+        "chunk_size": 25,
+        "eval_every": 50,
+        "checkpoint_every": 50,
+        "rl2": {"hidden_size": 128, "lr": 1e-3},
+    },
 }
 
 

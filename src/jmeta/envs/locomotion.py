@@ -380,7 +380,15 @@ def _sample_fresh(p: LocomotionParams, key: jax.Array) -> LocomotionTask:
 def _fixed_banks(p: LocomotionParams) -> tuple[TaskBank, TaskBank]:
     """Train and held-out sets: the first ``fixed_tasks`` and the last ``held_out_tasks`` of one
     list (as PEARL splits ``range(n_tasks)``). With ``task_set_numpy_legacy`` the velocity targets
-    are numpy's legacy ``seed(task_set_seed); uniform(low, high, n)`` draw (PEARL's cheetah-vel)."""
+    are numpy's legacy ``seed(task_set_seed); uniform(low, high, n)`` draw (PEARL's cheetah-vel).
+
+    Always computed eagerly: the banks are cached on the distribution, so they must be concrete
+    arrays even when first requested while ``sample`` is being traced under ``jit``."""
+    with jax.ensure_compile_time_eval():
+        return _build_fixed_banks(p)
+
+
+def _build_fixed_banks(p: LocomotionParams) -> tuple[TaskBank, TaskBank]:
     total = p.fixed_tasks + p.held_out_tasks
     if p.task == "direction" and p.fixed_tasks == len(p.direction_values):
         values = jnp.asarray(p.direction_values, jnp.float32)
