@@ -29,7 +29,9 @@ def test_help_documents_every_field():
         assert flag in text, flag
     assert "Inner-loop step size" in text  # field docstrings become help text
     # The preset for (maml, point_nav) is what --help shows as defaults.
-    assert re.search(r"--meta-batch-size INT\s+Tasks sampled per meta-iteration\.\s+\(default: 20\)", text)
+    assert re.search(r"--meta-batch-size INT[\s│]+Tasks sampled per meta-iteration\.[\s│]+\(default: 20\)", text)
+    for flag in ("--rl2.hidden-size", "--rl2.bptt-truncation", "--rl2.episodes-per-trial", "--rl2.num-minibatches"):
+        assert flag in text, flag
 
 
 @pytest.mark.parametrize(
