@@ -176,3 +176,15 @@ def test_registry_builds_rl2_and_config_round_trips():
     assert isinstance(algo, RL2) and algo.name == "rl2"
     config = TrainConfig(algo="rl2", rl2=dataclasses.replace(TINY, embed_sizes=()))
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_rl2_runs_on_a_mujoco_env_through_the_host_physics_path():
+    """Trials of cheetah_vel/varibad (2 episodes) on the C-engine path: nested vmaps over tasks and
+    trials of a scan over episodes and steps, with the physics as one batched host callback."""
+    config = dataclasses.replace(TINY, hidden_size=8, embed_sizes=(), head_sizes=(), ppo_epochs=1)
+    algo = _algo("cheetah_vel", "varibad", config=config, meta_batch_size=2, horizon=3, physics="mujoco")
+    assert algo.episodes_per_trial == 2
+    state, metrics = jax.jit(algo.meta_step)(algo.init(jax.random.key(0)), jax.random.key(1))
+    assert int(state.iteration) == 1
+    assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
+    assert float(metrics["train/return_episode0"]) != 0.0
