@@ -161,6 +161,7 @@ def test_adapt_and_evaluate_reports_every_episode(algo):
         ({"eval_trials_per_task": 0}, "rl2.eval_trials_per_task"),
         ({"bptt_truncation": -1}, "rl2.bptt_truncation"),
         ({"lr": -1.0}, "rl2.lr"),
+        ({"reward_scale": 0.0}, "rl2.reward_scale"),
     ],
 )
 def test_invalid_rl2_settings_are_rejected(overrides, message):

@@ -136,6 +136,9 @@ class RL2Config:
     """GAE lambda, across episode boundaries within the trial."""
     normalize_advantages: bool = True
     """Standardise advantages per minibatch."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this for the value targets and advantages (logged returns are unscaled);
+    keeps value losses O(1) when trial returns are large (e.g. tabular_mdp: 0.1)."""
     bptt_truncation: int = 0
     """Truncated BPTT: cut the gradient through the GRU state every this many steps of the trial (0: full trial)."""
     eval_trials_per_task: int = 4
@@ -168,6 +171,7 @@ class RL2Config:
         _check(self.entropy_coef >= 0, p + "entropy_coef", "must be >= 0", self.entropy_coef)
         _check(0 <= self.gamma <= 1, p + "gamma", "must be in [0, 1]", self.gamma)
         _check(0 <= self.gae_lambda <= 1, p + "gae_lambda", "must be in [0, 1]", self.gae_lambda)
+        _check(self.reward_scale > 0, p + "reward_scale", "must be > 0", self.reward_scale)
         _check(self.bptt_truncation >= 0, p + "bptt_truncation", "must be >= 0", self.bptt_truncation)
         _check(self.eval_trials_per_task >= 1, p + "eval_trials_per_task", "must be >= 1", self.eval_trials_per_task)
         _check(self.eval_episodes is None or self.eval_episodes >= 1, p + "eval_episodes", "must be >= 1", self.eval_episodes)

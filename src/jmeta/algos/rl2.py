@@ -131,10 +131,13 @@ class RL2:
         return rollout_trials(self.env, policy, params, tasks, key, net.initial_carry(), trials_per_task, num_episodes)
 
     def trial_batch(self, params: Params, trials: Trajectory) -> TrialBatch:
-        """Values of the behaviour params and GAE targets for trials with leaves [B, K, T, ...]."""
+        """Values of the behaviour params and GAE targets for trials with leaves [B, K, T, ...].
+
+        Values and targets are in units of ``reward_scale * reward``."""
         c = self.config
         _, values, _ = jax.vmap(lambda t: self.network.unroll(params, t))(trials)
-        adv = jax.vmap(trial_gae, in_axes=(0, 0, 0, None, None))(trials.reward, values, trials.mask, c.gamma, c.gae_lambda)
+        rewards = trials.reward * c.reward_scale
+        adv = jax.vmap(trial_gae, in_axes=(0, 0, 0, None, None))(rewards, values, trials.mask, c.gamma, c.gae_lambda)
         batch = TrialBatch(traj=trials, advantages=adv, targets=(adv + values) * trials.mask, old_values=values)
         return jax.lax.stop_gradient(batch)
 
