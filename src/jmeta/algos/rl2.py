@@ -183,7 +183,7 @@ class RL2:
             return jax.lax.scan(minibatch_step, carry, order)
 
         (params, opt_state), infos = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, c.ppo_epochs))
-        first = jax.tree_util.tree_map(lambda x: x[0, 0], infos)  # before any update: the batch's own statistics
+        first = jax.tree_util.tree_map(lambda x: x[0, 0], infos)  # first minibatch, before any update
         last = jax.tree_util.tree_map(lambda x: x[-1].mean(), infos)
         return params, opt_state, first, last
 
