@@ -39,3 +39,9 @@ import pytest  # noqa: E402
 @pytest.fixture
 def key() -> jax.Array:
     return jax.random.key(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long tests (marked ``slow``) first: with ``-n 2`` they start at once on both workers and
+    the many short tests fill in around them, instead of a long test starting last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

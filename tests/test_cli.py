@@ -58,6 +58,7 @@ def test_unknown_algorithm_lists_choices():
     assert "maml" in out.stderr
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_end_to_end(tmp_path):
     out = _run("jmeta.train", *TINY_ARGS, "--meta-iters", "2", "--eval-every", "1", "--logdir", str(tmp_path),
                "--run-name", "cli")
@@ -93,6 +94,7 @@ def test_train_then_evaluate_end_to_end(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_rl2_train_then_evaluate_per_episode(tmp_path):
     args = ["--algo", "rl2", "--env", "grid_nav", "--env-horizon", "5", "--meta-iters", "2", "--meta-batch-size", "4",
             "--chunk-size", "1", "--eval-every", "1", "--eval-tasks", "3", "--rl2.hidden-size", "8",

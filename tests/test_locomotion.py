@@ -79,6 +79,7 @@ def test_c_path_matches_plain_mujoco(xml, contact):
         assert np.abs(got_cfrc).sum() > 1.0  # real contact forces, not zeros
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("xml", "contact", "steps"), [("half_cheetah.xml", False, 5), ("ant.xml", True, 2)])
 def test_mjx_path_matches_c_path_over_first_steps(xml, contact, steps):
     model = phys.load_model(xml)

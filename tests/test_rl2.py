@@ -179,6 +179,7 @@ def test_registry_builds_rl2_and_config_round_trips():
     assert TrainConfig.from_dict(config.to_dict()) == config
 
 
+@pytest.mark.slow
 def test_rl2_runs_on_a_mujoco_env_through_the_host_physics_path():
     """Trials of cheetah_vel/varibad (2 episodes) on the C-engine path: nested vmaps over tasks and
     trials of a scan over episodes and steps, with the physics as one batched host callback."""

@@ -29,6 +29,7 @@ def _eval_records(run_dir: str) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in records]
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     full = trainer.train(tiny_config(str(tmp_path), run_name="full", meta_iters=6))
     assert not full.interrupted and full.iteration == 6
