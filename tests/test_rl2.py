@@ -171,6 +171,12 @@ def test_invalid_rl2_settings_are_rejected(overrides, message):
         config.validate()
 
 
+def test_rl2_built_from_python_validates_its_config():
+    env, dist = jmeta.make("grid_nav")
+    with pytest.raises(ConfigError, match="must divide meta_batch_size"):
+        RL2(env, dist, dataclasses.replace(TINY, num_minibatches=3), meta_batch_size=4)
+
+
 def test_registry_builds_rl2_and_config_round_trips():
     env, dist = jmeta.make("point_nav", "sparse")
     algo = make_algorithm("rl2", env, dist, TINY, 4)

@@ -90,6 +90,9 @@ class RL2:
     meta_batch_size: int
     name: str = "rl2"
 
+    def __post_init__(self):
+        self.config.validate("rl2", self.meta_batch_size)  # also when built from Python, not the CLI
+
     # ------------------------------------------------------------------ setup
     @property
     def network(self) -> RecurrentActorCritic:
