@@ -1,7 +1,7 @@
 """Learning tests: MAML meta-trained on point_nav adapts on held-out tasks; RL² on grid_nav and
 bandits exploits what it learned earlier in the trial.
 
-Fixed seeds (0 and 1), 40 held-out tasks (the standard evaluation bank), 20 episodes per adaptation step.
+MAML: fixed seed 0 (seed 1 measured below also passes; left out for the suite budget), 40 held-out tasks (the standard evaluation bank), 20 episodes per adaptation step.
 Meta-training uses 2 inner steps so that the 2-step return is what is optimised (the MAML
 paper trained with 1 step for 100+ iterations and still improved at step 2: -40.4, -11.7, -3.3;
 this test has a CPU budget of ~12 iterations).
@@ -23,7 +23,7 @@ from jmeta.trainer import build, train
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])  # seed 1 (measured -37.4, -17.5, -10.7) left out for the suite's budget
 def test_maml_learns_to_adapt_on_point_nav(tmp_path, seed):
     maml = MAMLConfig(episodes_per_task=10, num_inner_steps=2, eval_adapt_steps=2, eval_episodes_per_task=20)
     config = TrainConfig(
