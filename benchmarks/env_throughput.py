@@ -1,12 +1,17 @@
-"""Env steps per second of the MuJoCo locomotion envs on each physics path, side by side with
-raw ``vmap(mjx.step)``, ``mujoco.rollout`` on all cores and gymnasium's single-env loop.
+"""Env steps per second of jmeta's environments: the MuJoCo envs on each physics path, side by
+side with raw ``vmap(mjx.step)``, ``mujoco.rollout`` on all cores and gymnasium's single-env loop;
+the pure-JAX envs (navigation, mazes, the rendered visual envs) on the default JAX backend.
 
     python benchmarks/env_throughput.py --out benchmarks/results/env_throughput_cpu.json
     python benchmarks/env_throughput.py --batch-sizes 1024 4096 8192 --paths mjx --out ...gpu.json
+    python benchmarks/env_throughput.py --envs maze2d maze3d visual_nav --batch-sizes 64 1024 --out ...
 
 What each row times (after compiling; compile seconds are reported separately):
 * ``jmeta/<path>``: one jitted call = reset + ``lax.scan`` of ``--steps`` env steps with uniform
   random actions drawn inside, vmapped over the batch (observations, rewards, termination included).
+  ``<path>`` is the physics path of a MuJoCo env, or ``jax`` for a pure-JAX env. For envs whose
+  observation is an image every env step renders one frame, so env steps/s = frames/s (the row
+  also gives ``frames_per_s`` and the frame shape).
 * ``raw_mjx``: ``vmap`` of ``frame_skip`` x ``mjx.step`` per env step on the same MJCF with the envs'
   MJX solver settings (no observation, reward or contact-force code).
 * ``mujoco_rollout``: ``mujoco.rollout`` over the batch with ``nthread = os.cpu_count()``,
@@ -39,7 +44,7 @@ from jmeta.envs import physics as phys  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import write_result  # noqa: E402
 
-ENVS = ["cheetah_vel", "cheetah_dir", "ant_vel", "ant_dir", "ant_goal"]
+MUJOCO_DEFAULT_ENVS = ["cheetah_vel", "cheetah_dir", "ant_vel", "ant_dir", "ant_goal"]
 GYM_IDS = {"half_cheetah": "HalfCheetah-v5", "ant": "Ant-v5"}
 
 
@@ -52,9 +57,18 @@ def _best_of(fn, repeats: int) -> float:
     return min(times)
 
 
-def time_jmeta(name: str, path: str, batch: int, steps: int, repeats: int) -> dict:
-    env, dist = jmeta.make(name, physics=path, horizon=steps)
-    nu = env.spec.action_space.shape[0]
+def is_mujoco(name: str) -> bool:
+    """True when ``name`` is a MuJoCo env (its params choose a physics path)."""
+    from jmeta.envs.registry import variant_params
+
+    return hasattr(variant_params(name), "physics")
+
+
+def time_jmeta(name: str, path: str | None, batch: int, steps: int, repeats: int) -> dict:
+    """``path``: the physics path of a MuJoCo env, None for a pure-JAX env."""
+    overrides = {"physics": path} if path else {}
+    env, dist = jmeta.make(name, horizon=steps, **overrides)
+    space = env.spec.action_space
 
     def run(key):
         k_task, k_reset, k_act = jax.random.split(key, 3)
@@ -62,8 +76,9 @@ def time_jmeta(name: str, path: str, batch: int, steps: int, repeats: int) -> di
         _, states = jax.vmap(env.reset)(jax.random.split(k_reset, batch), tasks)
 
         def body(carry, k):
-            actions = jax.random.uniform(k, (batch, nu), minval=-1.0, maxval=1.0)
-            out = jax.vmap(env.step)(jax.random.split(k, batch), carry, actions, tasks)
+            k_a, k_s = jax.random.split(k)
+            actions = jax.vmap(space.sample)(jax.random.split(k_a, batch))
+            out = jax.vmap(env.step)(jax.random.split(k_s, batch), carry, actions, tasks)
             return out.state, out.reward.sum()
 
         _, rewards = jax.lax.scan(body, states, jax.random.split(k_act, steps))
@@ -74,16 +89,20 @@ def time_jmeta(name: str, path: str, batch: int, steps: int, repeats: int) -> di
     compile_s = time.perf_counter() - t0
     jax.block_until_ready(compiled(jax.random.key(1)))  # warm-up (thread pools, buffers)
     seconds = _best_of(lambda: jax.block_until_ready(compiled(jax.random.key(2))), repeats)
-    return {"compile_s": compile_s, "seconds": seconds, "env_steps_per_s": batch * steps / seconds}
+    result = {"compile_s": compile_s, "seconds": seconds, "env_steps_per_s": batch * steps / seconds}
+    obs_shape = getattr(env, "image_shape", None)
+    if obs_shape is not None:  # pixel envs render one frame per env step
+        result.update(frames_per_s=batch * steps / seconds, frame_shape=list(obs_shape))
+    return result
 
 
-def time_raw_mjx(robot_xml: str, batch: int, steps: int, frame_skip: int, repeats: int,
+def time_raw_mjx(model_or_xml, batch: int, steps: int, frame_skip: int, repeats: int,
                  iterations: int, ls_iterations: int) -> dict:
     import copy
 
     from mujoco import mjx
 
-    model = copy.copy(phys.load_model(robot_xml))
+    model = copy.copy(phys.load_model(model_or_xml) if isinstance(model_or_xml, str) else model_or_xml)
     model.opt.iterations, model.opt.ls_iterations = iterations, ls_iterations  # as the envs' MJX path
     mjx_model = mjx.put_model(model)
     qpos0 = jnp.asarray(model.qpos0, jnp.float32)
@@ -108,10 +127,10 @@ def time_raw_mjx(robot_xml: str, batch: int, steps: int, frame_skip: int, repeat
     return {"compile_s": compile_s, "seconds": seconds, "env_steps_per_s": batch * steps / seconds}
 
 
-def time_mujoco_rollout(robot_xml: str, batch: int, steps: int, frame_skip: int, repeats: int) -> dict:
+def time_mujoco_rollout(model_or_xml, batch: int, steps: int, frame_skip: int, repeats: int) -> dict:
     from mujoco import rollout
 
-    model = phys.load_model(robot_xml)
+    model = phys.load_model(model_or_xml) if isinstance(model_or_xml, str) else model_or_xml
     nthread = os.cpu_count() or 1
     datas = [mujoco.MjData(model) for _ in range(nthread)]
     state0 = np.zeros((batch, mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS)))
@@ -124,10 +143,10 @@ def time_mujoco_rollout(robot_xml: str, batch: int, steps: int, frame_skip: int,
     return {"nthread": nthread, "seconds": seconds, "env_steps_per_s": batch * steps / seconds}
 
 
-def time_gymnasium(robot: str, robot_xml: str, steps: int) -> dict:
+def time_gymnasium(robot: str, steps: int) -> dict:
     import gymnasium
 
-    env = gymnasium.make(GYM_IDS[robot], xml_file=phys.asset_path(robot_xml))
+    env = gymnasium.make(GYM_IDS[robot], xml_file=phys.asset_path(f"{robot}.xml"))
     env.reset(seed=0)
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, env.action_space.shape[0]))
     t0 = time.perf_counter()
@@ -142,7 +161,8 @@ def time_gymnasium(robot: str, robot_xml: str, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--envs", nargs="+", default=ENVS, choices=ENVS)
+    parser.add_argument("--envs", nargs="+", default=MUJOCO_DEFAULT_ENVS, choices=jmeta.list_envs(),
+                        help="registered env names (default: the five MuJoCo locomotion families)")
     parser.add_argument("--paths", nargs="+", default=["mujoco", "mjx"], choices=["mujoco", "mjx"])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--mjx-batch-sizes", type=int, nargs="+", default=None,
@@ -161,29 +181,36 @@ def main() -> None:
     rows, baselines = [], {}
     for name in args.envs:
         env, _ = jmeta.make(name)
-        robot, frame_skip = env.params.robot, env.params.frame_skip
-        robot_xml = f"{robot}.xml"
+        if not is_mujoco(name):
+            for batch in args.batch_sizes:
+                result = time_jmeta(name, None, batch, args.steps, args.repeats)
+                rows.append({"env": name, "runner": "jmeta/jax", "batch": batch, **result})
+                print(rows[-1], flush=True)
+            continue
+        robot = getattr(env.params, "robot", name)
+        frame_skip = env.physics.frame_skip
+        model = env.physics.model
         for path in args.paths:
             for batch in mjx_batches if path == "mjx" else args.batch_sizes:
                 steps = mjx_steps if path == "mjx" else args.steps
                 result = time_jmeta(name, path, batch, steps, args.repeats)
-                rows.append({"env": name, "runner": f"jmeta/{path}", "batch": batch, **result})
+                rows.append({"env": name, "robot": robot, "runner": f"jmeta/{path}", "batch": batch, **result})
                 print(rows[-1], flush=True)
         if args.no_baselines or robot in baselines:
             continue
         base = []
         for batch in args.batch_sizes:
             base.append({"runner": "mujoco_rollout", "batch": batch,
-                         **time_mujoco_rollout(robot_xml, batch, args.steps, frame_skip, args.repeats)})
+                         **time_mujoco_rollout(model, batch, args.steps, frame_skip, args.repeats)})
             print(robot, base[-1], flush=True)
         if "mjx" in args.paths:
             for batch in mjx_batches:
                 base.append({"runner": "raw_mjx", "batch": batch,
-                             **time_raw_mjx(robot_xml, batch, mjx_steps, frame_skip, args.repeats,
+                             **time_raw_mjx(model, batch, mjx_steps, frame_skip, args.repeats,
                                            env.params.mjx_iterations, env.params.mjx_ls_iterations)})
                 print(robot, base[-1], flush=True)
-        if jax.default_backend() == "cpu":
-            base.append({"runner": "gymnasium", "batch": 1, **time_gymnasium(robot, robot_xml, args.gym_steps)})
+        if jax.default_backend() == "cpu" and robot in GYM_IDS:
+            base.append({"runner": "gymnasium", "batch": 1, **time_gymnasium(robot, args.gym_steps)})
             print(robot, base[-1], flush=True)
         baselines[robot] = base
 

@@ -43,18 +43,20 @@ def env_throughput() -> None:
     for path in sorted(glob.glob(os.path.join(HERE, "results", "env_throughput*.json"))):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        robots = {"cheetah": "half_cheetah", "ant": "ant"}
+        robots = {"cheetah": "half_cheetah", "ant": "ant"}  # files written before rows named their robot
         for r in data["results"]:
-            base = data["baselines"].get(robots[r["env"].split("_")[0]], [])
+            robot = r.get("robot") or robots.get(r["env"].split("_")[0])
+            base = data["baselines"].get(robot, [])
             ref = {(b["runner"], b["batch"]): b["env_steps_per_s"] for b in base}
             gym = next((b["env_steps_per_s"] for b in base if b["runner"] == "gymnasium"), None)
             steps_per_s = r["env_steps_per_s"]
+            runner = r["runner"] + (f" ({'x'.join(map(str, r['frame_shape']))} frames)" if "frame_shape" in r else "")
 
             def ratio(key, steps_per_s=steps_per_s, ref=ref):
                 return f"{steps_per_s / ref[key]:.2f}x" if key in ref else "n/a"
 
             vs_gym = f"{steps_per_s / gym:.1f}x" if gym else "n/a"
-            print(f"| {os.path.basename(path)} | {r['env']} | {r['runner']} | {r['batch']} | {r['compile_s']:.1f} | "
+            print(f"| {os.path.basename(path)} | {r['env']} | {runner} | {r['batch']} | {r['compile_s']:.1f} | "
                   f"{steps_per_s:,.0f} | {ratio(('mujoco_rollout', r['batch']))} | {vs_gym} | "
                   f"{ratio(('raw_mjx', r['batch']))} |")
         for robot, base in data["baselines"].items():
