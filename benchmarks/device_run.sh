@@ -44,6 +44,9 @@ run env_mjx_maesn "$LIMIT" $PY "$here/env_throughput.py" --envs wheeled_nav ant_
 run meta_rl2_grid "$LIMIT" $PY "$here/meta_step.py" --algo rl2 --env grid_nav --meta-batch-sizes $META_RL2 \
   --out "$OUT/meta_step_rl2_grid_nav_gpu.json"
 # shellcheck disable=SC2086
+run meta_rl2_bandit "$LIMIT" $PY "$here/meta_step.py" --algo rl2 --env bandit --meta-batch-sizes $META_RL2 \
+  --out "$OUT/meta_step_rl2_bandit_gpu.json"
+# shellcheck disable=SC2086
 run meta_maml_point "$LIMIT" $PY "$here/meta_step.py" --algo maml --env point_nav --meta-batch-sizes $META_MAML \
   --out "$OUT/meta_step_maml_point_nav_gpu.json"
 ls -la "$OUT"

@@ -137,6 +137,45 @@ def _register_builtin() -> None:
                 description=locomotion.DESCRIPTIONS[family],
             ),
         )
+    from jmeta.envs import maesn
+
+    for family, variants in maesn.VARIANTS.items():
+        register(
+            family,
+            EnvEntry(
+                variants=variants,
+                build=functools.partial(maesn.build, family),
+                description=maesn.DESCRIPTIONS[family],
+            ),
+        )
+    from jmeta.envs import maze
+
+    register(
+        "maze2d",
+        EnvEntry(
+            variants=maze.VARIANTS_2D,
+            build=lambda p, v: (maze.Maze2D(p, v), maze.MazeTaskDistribution(p)),
+            description="IMPORT Maze2D: a grey box reveals which of a blue/red box is the goal (+1/-1); symbolic obs",
+        ),
+    )
+    register(
+        "maze3d",
+        EnvEntry(
+            variants=maze.VARIANTS_3D,
+            build=lambda p, v: (maze.Maze3D(p, v), maze.MazeTaskDistribution(p)),
+            description="IMPORT Maze3D: the same maze seen egocentrically, 64x48 RGB rendered in JAX",
+        ),
+    )
+    from jmeta.envs import visual_nav
+
+    register(
+        "visual_nav",
+        EnvEntry(
+            variants=visual_nav.VARIANTS,
+            build=lambda p, v: (visual_nav.VisualNav(p, v), visual_nav.VisualNavTaskDistribution(p)),
+            description="DREAM sign env: 3 rooms, a sign names the goal colour; go to the box/key; 80x60 RGB",
+        ),
+    )
 
 
 _register_builtin()
