@@ -39,7 +39,6 @@ from flax import struct
 
 from jmeta.envs import physics as phys
 from jmeta.envs.base import EnvSpec, StepOut
-from jmeta.envs.locomotion import LocomotionState as MaesnState
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
 from jmeta.tasks import TaskBank
@@ -91,6 +90,23 @@ class PushTask:
     block: jax.Array
     goal: jax.Array
     blocks: jax.Array
+
+
+@struct.dataclass
+class MaesnState:
+    """The physics state after the last step and the step counter.
+
+    qpos float32[nq], qvel float32[nv], time int32.
+    xmat float32[nbody, 9]: body rotation matrices of this state, kept only by envs that observe them
+      (the ant's torso); float32[0, 9] otherwise.
+    cfrc_ext float32[nbody, 6]: contact wrenches (the ant); float32[0, 6] otherwise.
+    """
+
+    qpos: jax.Array
+    qvel: jax.Array
+    xmat: jax.Array
+    cfrc_ext: jax.Array
+    time: jax.Array
 
 
 # --------------------------------------------------------------------------------- params
@@ -219,6 +235,7 @@ class _MaesnEnv:
     VERSION = "1"
     XML = ""
     CONTACT_FORCES = False
+    READS_XMAT = False  # keep body orientations in the state (else they are never computed under jit)
 
     def __init__(self, name: str, params: MaesnParams, variant: str, source: str):
         params.validate(name)
@@ -280,21 +297,18 @@ class _MaesnEnv:
         qpos = self.start_qpos(task) + p.qpos_noise * jax.random.normal(k_pos, (nq,), jnp.float32)
         qvel = p.qvel_noise * jax.random.normal(k_vel, (nv,), jnp.float32)
         view = self.physics.reset_view(qpos, qvel)
-        state = MaesnState(
-            qpos=view.qpos, qvel=view.qvel, xpos=view.xpos, xmat=view.xmat,
-            cfrc_ext=view.cfrc_ext, time=jnp.zeros((), jnp.int32),
-        )
+        state = self._state(view, jnp.zeros((), jnp.int32))
         return self.observation(state), state
+
+    def _state(self, out: phys.PhysicsOut, time: jax.Array) -> MaesnState:
+        xmat = out.xmat if self.READS_XMAT else jnp.zeros((0, 9), jnp.float32)
+        return MaesnState(qpos=out.qpos, qvel=out.qvel, xmat=xmat, cfrc_ext=out.cfrc_ext, time=time)
 
     def step(self, key: jax.Array, state: MaesnState, action: jax.Array, task) -> StepOut:
         """One env step under ``action`` (float32[nu]); reward, termination and obs of the new state."""
         del key  # deterministic physics
         action = action.astype(jnp.float32)
-        out = self.physics.step(state.qpos, state.qvel, action)
-        new_state = MaesnState(
-            qpos=out.qpos, qvel=out.qvel, xpos=out.xpos, xmat=out.xmat,
-            cfrc_ext=out.cfrc_ext, time=state.time + 1,
-        )
+        new_state = self._state(self.physics.step(state.qpos, state.qvel, action), state.time + 1)
         reward, info = self.reward(new_state, action, task)
         return StepOut(
             obs=self.observation(new_state),
@@ -347,11 +361,17 @@ class AntGoalRing(_MaesnEnv):
 
     XML = "ant_low_gear.xml"
     CONTACT_FORCES = True
+    READS_XMAT = True
     obs_dim = 15 + 14 + 14 * 6 + 9 + 3
+
+    def __init__(self, name: str, params: AntGoalRingParams, variant: str, source: str):
+        super().__init__(name, params, variant, source)
+        # One compiled program (also when called eagerly); reward and observation share it.
+        self._com = jax.jit(lambda qpos: self.physics.subtree_com(qpos, jnp.zeros(self.physics.nv), TORSO)[0])
 
     def center_of_mass(self, state: MaesnState) -> jax.Array:
         """float32[3], rllab's ``get_body_com("torso")`` (the torso subtree = the whole ant)."""
-        return self.physics.subtree_com(state.qpos, state.qvel, TORSO)[0]
+        return self._com(state.qpos)
 
     def observation(self, state: MaesnState) -> jax.Array:
         return jnp.concatenate([
@@ -404,12 +424,12 @@ class BlockPush(_MaesnEnv):
         super().__init__(name, params, variant, source)
         model = self.physics.model
         ids = [int(model.body(body).id) for body in BLOCK_BODIES]
-        self._block_ids = jnp.asarray(ids, jnp.int32)
         self._block_offsets = jnp.asarray(model.body_pos[ids, :2], jnp.float32)  # [5, 2]
 
     def block_positions(self, state: MaesnState) -> jax.Array:
-        """float32[5, 2], world xy of the blocks (rllab: ``geom_xpos[-6:-1, :2]``)."""
-        return state.xpos[self._block_ids, :2]
+        """float32[5, 2], world xy of the blocks (rllab: ``geom_xpos[-6:-1, :2]``). The blocks only
+        slide along world x and y, so this is exactly their body offset plus their slide qpos."""
+        return self._block_offsets + state.qpos[3:].reshape(NUM_BLOCKS, 2)
 
     def start_qpos(self, task: PushTask) -> jax.Array:
         arm = jnp.zeros((3,), jnp.float32)

@@ -5,8 +5,9 @@ Through Informed Policy Regularization" (IMPORT), Maze2D / Maze3D; the IMPORT co
 available. Closest verified relative: facebookresearch/mtenv ``mtenv/envs/mpte/two_goal_maze_env.py``
 (``MT-TwoGoalMaze-v0``, MiniWorld), from which the action set (turn left 45 deg, turn right 45 deg,
 move forward), the reward (+1 for the right box, -1 for the wrong one, both end the episode), the
-Euclidean touch test between the agent's and the box's centres, the 8 start headings and the
-horizon (200) are taken. Everything about the maze itself is jmeta's own (see ``envs/maze2d.md``).
+Euclidean touch test between the agent's and the box's centres and the horizon (200) are taken;
+MiniWorld gives the agent (radius 0.4, camera 1.5 high, 60 deg field of view) and the box and wall
+sizes. Everything about the maze itself is jmeta's own (see ``envs/maze2d.md``).
 
 Definition shared by ``maze2d`` and ``maze3d`` (they differ only in the observation):
 
@@ -20,8 +21,10 @@ Definition shared by ``maze2d`` and ``maze3d`` (they differ only in the observat
   order): 0 turn left (``k + 1``), 1 turn right (``k - 1``), 2 move ``forward_step`` (0.5) along
   the heading. A move whose end point would put the disc inside a wall cell or a box (an
   axis-aligned square of half side ``box_half_size``, 0.4) is not made (MiniWorld rejects
-  intersecting moves). Each episode starts at the centre of the start cell with a heading drawn
-  uniformly from the 8 (MT-TwoGoalMaze draws its heading the same way).
+  intersecting moves). Each episode starts at the centre of the layout's start cell, facing the
+  layout's start heading: in every layout the agent starts 3-4 cells straight in front of one of
+  the coloured boxes, facing it down a clear corridor (the tempting exploit is a coin flip).
+  ``random_start_heading=True`` draws the heading uniformly from the 8 instead, as MT-TwoGoalMaze.
 
   After every step: the Euclidean distance ``d`` between the agent's centre and each box's
   centre is measured. ``d < touch_distance`` (1.25) to the goal box gives ``+1`` and ends the
@@ -31,8 +34,10 @@ Definition shared by ``maze2d`` and ``maze3d`` (they differ only in the observat
   ``horizon`` (200).
 
 Task: :class:`MazeTask` — the goal colour (0 blue, 1 red, uniform) and the layout (walls, start,
-box cells; ``default``: one fixed layout, ``random_layout``: one of a fixed, seeded bank of
-generated mazes, uniform). Shapes are static per variant, so one compile serves every task.
+box cells, wall faces; ``default``: the fixed :data:`DEFAULT_LAYOUT`, ``random_layout``: one of a
+fixed, seeded bank of 100 generated 9 x 9 mazes, uniform). Shapes are static per variant, so one
+compile serves every task. ``maze2d`` observes a symbolic vector (:class:`Maze2D`), ``maze3d`` an
+egocentric image rendered by :mod:`jmeta.envs.render` (:class:`Maze3D`).
 """
 
 from __future__ import annotations
@@ -662,7 +667,8 @@ CHANNELS = ("wall", "agent", "grey", "blue", "red")
 class Maze2D(MazeBase):
     """Symbolic, allocentric, fully observed maze except for the goal colour.
 
-    Observation, float32 in [0, 1], flat, ``5 * rows * cols + 12`` (417 for 9 x 9):
+    Observation, float32 in [0, 1], flat, ``5 * rows * cols + 12`` (397 for the default 7 x 11
+    layout, 417 for the 9 x 9 random layouts):
     ``[grid (rows, cols, 5) channels wall/agent cell/grey/blue/red, flattened row-major;
     position (x / width, y / height) (2); heading one-hot (8); revealed goal one-hot (blue, red)
     (2), all zero unless the agent is within ``reveal_distance`` of the grey box]``.

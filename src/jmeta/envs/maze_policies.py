@@ -22,8 +22,9 @@ Usage::
 Movement keeps the agent on the lattice of cell centres: it turns (45 deg per step, the shorter
 way) until its heading points along the axis towards the next waypoint, then moves forward; the
 forward step (0.5) divides the cell (2.0), so waypoints are reached exactly.
-:func:`run_episodes` rolls one episode per task (``lax.scan`` over the horizon, ``vmap`` over
-tasks) and returns per-episode return, success, failure and length.
+:func:`run_episodes` rolls one episode per task (a ``lax.while_loop`` of at most the horizon that
+stops when every episode has ended, ``vmap`` over tasks) and returns per-episode return, success,
+failure, length and whether the reveal was seen.
 """
 
 from __future__ import annotations
