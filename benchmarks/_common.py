@@ -55,7 +55,9 @@ def versions() -> dict[str, str]:
     }
 
 
-def write_result(path: str | None, payload: dict[str, Any]) -> None:
+def write_result(path: str | None, payload: dict[str, Any], quiet: bool = False) -> None:
+    """Writes ``payload`` with date, command, hardware and versions to ``path`` (JSON) and prints it
+    (unless ``quiet``: scripts that save partial results after every measurement print only once)."""
     payload = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
@@ -64,7 +66,8 @@ def write_result(path: str | None, payload: dict[str, Any]) -> None:
         **payload,
     }
     text = json.dumps(payload, indent=2)
-    print(text)
+    if not quiet:
+        print(text)
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:

@@ -172,6 +172,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gym-steps", type=int, default=2000)
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--no-rollout-baseline", action="store_true",
+                        help="skip mujoco.rollout (long on the host CPU at accelerator batch sizes)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     enable_compilation_cache()
@@ -179,6 +181,18 @@ def main() -> None:
     mjx_batches = args.mjx_batch_sizes or args.batch_sizes
     mjx_steps = args.mjx_steps or args.steps
     rows, baselines = [], {}
+
+    def save(quiet: bool = True) -> None:
+        """Writes what has been measured so far (a run cut short by a time limit keeps its rows)."""
+        write_result(args.out, {
+            "benchmark": "env_throughput",
+            "config": {"steps": args.steps, "mjx_steps": mjx_steps, "repeats": args.repeats,
+                       "batch_sizes": args.batch_sizes, "mjx_batch_sizes": mjx_batches, "paths": args.paths,
+                       "gym_steps": args.gym_steps},
+            "results": rows,
+            "baselines": baselines,
+        }, quiet=quiet)
+
     for name in args.envs:
         env, _ = jmeta.make(name)
         if not is_mujoco(name):
@@ -186,6 +200,7 @@ def main() -> None:
                 result = time_jmeta(name, None, batch, args.steps, args.repeats)
                 rows.append({"env": name, "runner": "jmeta/jax", "batch": batch, **result})
                 print(rows[-1], flush=True)
+                save()
             continue
         robot = getattr(env.params, "robot", name)
         frame_skip = env.physics.frame_skip
@@ -196,31 +211,31 @@ def main() -> None:
                 result = time_jmeta(name, path, batch, steps, args.repeats)
                 rows.append({"env": name, "robot": robot, "runner": f"jmeta/{path}", "batch": batch, **result})
                 print(rows[-1], flush=True)
+                save()
         if args.no_baselines or robot in baselines:
             continue
         base = []
-        for batch in args.batch_sizes:
+        for batch in [] if args.no_rollout_baseline else args.batch_sizes:
             base.append({"runner": "mujoco_rollout", "batch": batch,
                          **time_mujoco_rollout(model, batch, args.steps, frame_skip, args.repeats)})
             print(robot, base[-1], flush=True)
+            baselines[robot] = base
+            save()
         if "mjx" in args.paths:
             for batch in mjx_batches:
                 base.append({"runner": "raw_mjx", "batch": batch,
                              **time_raw_mjx(model, batch, mjx_steps, frame_skip, args.repeats,
                                            env.params.mjx_iterations, env.params.mjx_ls_iterations)})
                 print(robot, base[-1], flush=True)
+                baselines[robot] = base
+                save()
         if jax.default_backend() == "cpu" and robot in GYM_IDS:
             base.append({"runner": "gymnasium", "batch": 1, **time_gymnasium(robot, args.gym_steps)})
             print(robot, base[-1], flush=True)
-        baselines[robot] = base
+            baselines[robot] = base
+            save()
 
-    write_result(args.out, {
-        "benchmark": "env_throughput",
-        "config": {"steps": args.steps, "mjx_steps": mjx_steps, "repeats": args.repeats, "batch_sizes": args.batch_sizes,
-                   "mjx_batch_sizes": mjx_batches, "paths": args.paths, "gym_steps": args.gym_steps},
-        "results": rows,
-        "baselines": baselines,
-    })
+    save(quiet=False)
 
 
 if __name__ == "__main__":

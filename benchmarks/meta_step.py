@@ -108,11 +108,17 @@ def main() -> None:
     else:
         algo_config = RL2Config(hidden_size=args.hidden_size)
     results = []
+
+    def save(quiet: bool = True) -> None:  # after every size: a run cut short keeps what it measured
+        write_result(args.out, {"benchmark": "meta_step", "env": args.env, "env_variant": args.env_variant,
+                                "algo": args.algo, "config": dataclasses.asdict(algo_config),
+                                "timed_iters": args.iters, "results": results}, quiet=quiet)
+
     for n in args.meta_batch_sizes:
         results.append(bench_one(n, algo_config, args.iters, args.env, args.algo, args.env_variant))
         print(results[-1], file=sys.stderr, flush=True)
-    write_result(args.out, {"benchmark": "meta_step", "env": args.env, "env_variant": args.env_variant, "algo": args.algo,
-                            "config": dataclasses.asdict(algo_config), "timed_iters": args.iters, "results": results})
+        save()
+    save(quiet=False)
 
 
 if __name__ == "__main__":
