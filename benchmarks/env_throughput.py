@@ -8,7 +8,8 @@ the pure-JAX envs (navigation, mazes, the rendered visual envs) on the default J
 
 What each row times (after compiling; compile seconds are reported separately):
 * ``jmeta/<path>``: one jitted call = reset + ``lax.scan`` of ``--steps`` env steps with uniform
-  random actions drawn inside, vmapped over the batch (observations, rewards, termination included).
+  random actions drawn inside, vmapped over the batch (observations, rewards, termination included;
+  the call returns the sum of rewards and observations so that nothing is compiled away).
   ``<path>`` is the physics path of a MuJoCo env, or ``jax`` for a pure-JAX env. For envs whose
   observation is an image every env step renders one frame, so env steps/s = frames/s (the row
   also gives ``frames_per_s`` and the frame shape).
@@ -79,7 +80,8 @@ def time_jmeta(name: str, path: str | None, batch: int, steps: int, repeats: int
             k_a, k_s = jax.random.split(k)
             actions = jax.vmap(space.sample)(jax.random.split(k_a, batch))
             out = jax.vmap(env.step)(jax.random.split(k_s, batch), carry, actions, tasks)
-            return out.state, out.reward.sum()
+            # The observation feeds the output, so XLA cannot drop it (e.g. the rendering of pixel envs).
+            return out.state, out.reward.sum() + out.obs.astype(jnp.float32).sum()
 
         _, rewards = jax.lax.scan(body, states, jax.random.split(k_act, steps))
         return rewards.sum()

@@ -19,7 +19,8 @@ def main() -> None:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         hw = data["hardware"]
-        device = hw.get("gpus", [None])[0] or f"{hw.get('cpu_model', hw['processor'])} ({hw['cpu_count']} cores)"
+        gpu = hw.get("gpus", [None])[0]
+        device = gpu.split(": ", 1)[-1].split(" (UUID")[0] if gpu else f"{hw.get('cpu_model', hw['processor'])} ({hw['cpu_count']} cores)"
         c = data["config"]
         if data["algo"] == "rl2":
             variant = data.get("env_variant", "default")
