@@ -164,6 +164,14 @@ def test_deterministic_per_key(name, variant):
     )
 
 
+#: Variants whose reward is, by definition, the same for every task until the agent is near its
+#: goal, which no short probe from the start reaches: MAESN's sparse wheeled robot pays
+#: ``-||g|| - ctrl`` beyond 0.8 of the goal and every goal has ``||g|| = 2`` (it needs about 88 steps
+#: at full torque to get there). The probe asserts that task independence instead;
+#: ``tests/test_maesn_envs.py`` checks that the rewards differ between tasks near a goal.
+TASK_INDEPENDENT_FAR_FROM_GOAL = {("wheeled_nav", "sparse")}
+
+
 @pytest.mark.parametrize(("name", "variant"), ENV_VARIANTS, ids=IDS)
 def test_different_task_changes_reward(name, variant):
     """Identical states and actions, different tasks: the rewards differ somewhere.
@@ -200,7 +208,10 @@ def test_different_task_changes_reward(name, variant):
     assert rewards.shape == (BATCH, sequences.shape[0], horizon)
     assert np.all(np.isfinite(rewards))
     # Max over (sequence, step) of the spread of the reward across tasks.
-    assert np.ptp(rewards, axis=0).max() > 1e-3
+    if (name, variant) in TASK_INDEPENDENT_FAR_FROM_GOAL:
+        assert np.ptp(rewards, axis=0).max() < 1e-5
+    else:
+        assert np.ptp(rewards, axis=0).max() > 1e-3
 
 
 @pytest.mark.parametrize(("name", "variant"), GENERIC_VARIANTS, ids=GENERIC_IDS)

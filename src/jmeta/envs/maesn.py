@@ -60,11 +60,15 @@ __all__ = [
     "BlockPush",
     "BlockPushParams",
     "GoalTask",
+    "MaesnParams",
     "MaesnState",
     "MaesnTaskDistribution",
     "PushTask",
     "WheeledNav",
     "WheeledNavParams",
+    "push_layout",
+    "semicircle_goals",
+    "sparse_goal_term",
 ]
 
 
@@ -97,13 +101,14 @@ class MaesnState:
     """The physics state after the last step and the step counter.
 
     qpos float32[nq], qvel float32[nv], time int32.
-    xmat float32[nbody, 9]: body rotation matrices of this state, kept only by envs that observe them
-      (the ant's torso); float32[0, 9] otherwise.
+    xpos float32[nbody, 3], xmat float32[nbody, 9]: body frame positions and rotation matrices of
+      this state, kept only by envs that read them (the ant); float32[0, 3] / [0, 9] otherwise.
     cfrc_ext float32[nbody, 6]: contact wrenches (the ant); float32[0, 6] otherwise.
     """
 
     qpos: jax.Array
     qvel: jax.Array
+    xpos: jax.Array
     xmat: jax.Array
     cfrc_ext: jax.Array
     time: jax.Array
@@ -235,7 +240,7 @@ class _MaesnEnv:
     VERSION = "1"
     XML = ""
     CONTACT_FORCES = False
-    READS_XMAT = False  # keep body orientations in the state (else they are never computed under jit)
+    READS_POSES = False  # keep body poses in the state (else they are never computed under jit)
 
     def __init__(self, name: str, params: MaesnParams, variant: str, source: str):
         params.validate(name)
@@ -301,8 +306,11 @@ class _MaesnEnv:
         return self.observation(state), state
 
     def _state(self, out: phys.PhysicsOut, time: jax.Array) -> MaesnState:
-        xmat = out.xmat if self.READS_XMAT else jnp.zeros((0, 9), jnp.float32)
-        return MaesnState(qpos=out.qpos, qvel=out.qvel, xmat=xmat, cfrc_ext=out.cfrc_ext, time=time)
+        if self.READS_POSES:
+            xpos, xmat = out.xpos, out.xmat
+        else:
+            xpos, xmat = jnp.zeros((0, 3), jnp.float32), jnp.zeros((0, 9), jnp.float32)
+        return MaesnState(qpos=out.qpos, qvel=out.qvel, xpos=xpos, xmat=xmat, cfrc_ext=out.cfrc_ext, time=time)
 
     def step(self, key: jax.Array, state: MaesnState, action: jax.Array, task) -> StepOut:
         """One env step under ``action`` (float32[nu]); reward, termination and obs of the new state."""
@@ -361,17 +369,22 @@ class AntGoalRing(_MaesnEnv):
 
     XML = "ant_low_gear.xml"
     CONTACT_FORCES = True
-    READS_XMAT = True
+    READS_POSES = True
     obs_dim = 15 + 14 + 14 * 6 + 9 + 3
 
     def __init__(self, name: str, params: AntGoalRingParams, variant: str, source: str):
         super().__init__(name, params, variant, source)
-        # One compiled program (also when called eagerly); reward and observation share it.
-        self._com = jax.jit(lambda qpos: self.physics.subtree_com(qpos, jnp.zeros(self.physics.nv), TORSO)[0])
+        model = self.physics.model
+        mass = np.asarray(model.body_mass[TORSO:], np.float64)  # the torso's subtree: every body but the world
+        self._mass_fraction = jnp.asarray(mass / mass.sum(), jnp.float32)  # [nbody - 1]
+        self._body_ipos = jnp.asarray(model.body_ipos[TORSO:], jnp.float32)  # body COM in its frame
 
     def center_of_mass(self, state: MaesnState) -> jax.Array:
-        """float32[3], rllab's ``get_body_com("torso")`` (the torso subtree = the whole ant)."""
-        return self._com(state.qpos)
+        """float32[3], rllab's ``get_body_com("torso")``: ``subtree_com`` of the torso (= the whole ant),
+        the mass-weighted mean of the bodies' centres of mass ``xpos + xmat @ ipos`` (as ``mj_comPos``)."""
+        rot = state.xmat[TORSO:].reshape(-1, 3, 3)
+        xipos = state.xpos[TORSO:] + jnp.einsum("bij,bj->bi", rot, self._body_ipos)
+        return jnp.sum(self._mass_fraction[:, None] * xipos, axis=0)
 
     def observation(self, state: MaesnState) -> jax.Array:
         return jnp.concatenate([
