@@ -23,3 +23,7 @@ def tiny_config(logdir: str, **overrides) -> TrainConfig:
         tensorboard=False, maml=TINY_MAML,
     )
     return dataclasses.replace(base, **overrides)
+
+#: For tests that run a few MJX/physics steps: XLA's backend optimisations only cost compile time
+#: there (MJX and the JAX kinematics compile 2-3x faster without them; float32 arithmetic either way).
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}

@@ -62,7 +62,7 @@ def _rl2_config(tmp_path, env, seed, meta_iters, meta_batch_size, rl2, **overrid
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])  # seed 1 (measured below) also passes; left out for the suite's budget
 def test_rl2_learns_to_exploit_in_later_episodes_on_grid_nav(tmp_path, seed):
     """RL² on GridNavi (4 x 15-step episodes), 40 held-out goals, 4 trials each.
 
@@ -94,7 +94,7 @@ def test_rl2_learns_to_exploit_in_later_episodes_on_grid_nav(tmp_path, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])  # seed 1 (measured below) also passes; left out for the suite's budget
 def test_rl2_bandit_regret_below_random_and_greedy(tmp_path, seed):
     """RL² on 5-armed Bernoulli bandits with 10 pulls per trial (RL²'s smallest setting).
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import jmeta
+from _tiny import FAST_COMPILE
 from jmeta.envs import physics as phys
 from jmeta.envs.assets import asset_path
 from jmeta.envs.locomotion import LocomotionState, LocomotionTask
@@ -86,7 +87,7 @@ def test_mjx_path_matches_c_path_over_first_steps(xml, contact, steps):
     qpos, qvel = _initial(model, 3, seed=2)
     actions = np.random.default_rng(3).uniform(-1, 1, (steps, 3, model.nu))
     mjx_physics = phys.MjxPhysics(model, 5, contact, phys.SolverSettings(4, 8))  # the envs' settings
-    mjx_step = jax.jit(jax.vmap(mjx_physics.step))
+    mjx_step = jax.jit(jax.vmap(mjx_physics.step), compiler_options=FAST_COMPILE)
     c_qpos, c_xpos, _ = _run_physics(phys.MujocoPhysics(model, 5, contact), qpos, qvel, actions)
     m_qpos, m_xpos, _ = _run_physics(mjx_physics, qpos, qvel, actions, mjx_step)
     np.testing.assert_allclose(m_qpos, c_qpos, atol=1e-3)
@@ -422,7 +423,7 @@ def test_mjx_fresh_view_matches_kinematics_of_the_new_state():
     model = phys.load_model("half_cheetah.xml")
     physics = phys.MjxPhysics(model, 5, False, phys.SolverSettings(4, 8), fresh_view=True)
     qpos, qvel = _initial(model, 1, seed=8)
-    out = jax.jit(physics.step)(jnp.asarray(qpos[0], jnp.float32), jnp.asarray(qvel[0], jnp.float32),
+    out = jax.jit(physics.step, compiler_options=FAST_COMPILE)(jnp.asarray(qpos[0], jnp.float32), jnp.asarray(qvel[0], jnp.float32),
                                 jnp.full((6,), 0.5))
     xpos, _ = physics.body_poses(out.qpos)
     np.testing.assert_allclose(out.xpos, xpos, atol=1e-5)

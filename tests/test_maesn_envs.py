@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import jmeta
+from _tiny import FAST_COMPILE
 from jmeta.envs import maesn
 from jmeta.envs import physics as phys
 from jmeta.envs.maesn import GoalTask, MaesnState, PushTask
@@ -32,9 +33,6 @@ from jmeta.errors import ConfigError
 from jmeta.tasks import evaluation_bank
 
 FAMILIES = ("wheeled_nav", "ant_goal_ring", "block_push")
-#: The tests run a few steps: XLA's backend optimisations only cost compile time here (MJX and the
-#: JAX kinematics compile 2-3x faster without them; the arithmetic is float32 either way).
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 @functools.cache
