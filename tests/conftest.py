@@ -27,6 +27,17 @@ def _load_xla_flags():
 _xla_flags = _load_xla_flags()
 _xla_flags.configure_cpu_flags()
 
+#: Most tests compile far more than they compute (tiny configs, a few env steps), so the suite runs
+#: with XLA's backend optimisations off: compiles are about 40% faster (measured on 2 cores: the
+#: trainer and MAML tests went from 130 s to 82 s) and the arithmetic is the same float32 program.
+#: Set JMETA_TEST_OPTIMIZED=1 to test with the default optimisation level instead.
+FAST_COMPILE_FLAGS = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
+if os.environ.get("JMETA_TEST_OPTIMIZED", "") != "1":
+    _present = {flag.split("=")[0] for flag in os.environ.get("XLA_FLAGS", "").split()}
+    os.environ["XLA_FLAGS"] = " ".join(
+        [os.environ.get("XLA_FLAGS", ""), *(f for f in FAST_COMPILE_FLAGS if f.split("=")[0] not in _present)]
+    ).strip()
+
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _xla_flags.enable_compilation_cache(
     os.environ.get("JMETA_COMPILATION_CACHE") or str(_REPO / ".jax_cache" / "tests")
