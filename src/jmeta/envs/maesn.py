@@ -39,6 +39,7 @@ from flax import struct
 
 from jmeta.envs import physics as phys
 from jmeta.envs.base import EnvSpec, StepOut
+from jmeta.envs.locomotion import LocomotionState
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
 from jmeta.tasks import TaskBank
@@ -96,22 +97,11 @@ class PushTask:
     blocks: jax.Array
 
 
-@struct.dataclass
-class MaesnState:
-    """The physics state after the last step and the step counter.
-
-    qpos float32[nq], qvel float32[nv], time int32.
-    xpos float32[nbody, 3], xmat float32[nbody, 9]: body frame positions and rotation matrices of
-      this state, kept only by envs that read them (the ant); float32[0, 3] / [0, 9] otherwise.
-    cfrc_ext float32[nbody, 6]: contact wrenches (the ant); float32[0, 6] otherwise.
-    """
-
-    qpos: jax.Array
-    qvel: jax.Array
-    xpos: jax.Array
-    xmat: jax.Array
-    cfrc_ext: jax.Array
-    time: jax.Array
+#: The physics state after the last step and the step counter: the locomotion envs' state pytree
+#: (qpos float32[nq], qvel float32[nv], time int32). xpos float32[nbody, 3] / xmat float32[nbody, 9]
+#: are kept only by envs that read them (the ant), else float32[0, 3] / [0, 9]; cfrc_ext
+#: float32[nbody, 6] (the ant) or float32[0, 6].
+MaesnState = LocomotionState
 
 
 # --------------------------------------------------------------------------------- params
