@@ -29,6 +29,7 @@ new state (``fresh_view=True``). The env action is the motor control in the MJCF
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 
@@ -224,7 +225,7 @@ def _f32_info(**terms: jax.Array) -> dict[str, jax.Array]:
     return {k: jnp.asarray(v, jnp.float32) for k, v in terms.items()}
 
 
-class _MaesnEnv:
+class _MaesnEnv(abc.ABC):
     """Shared shell: physics, spec, reset/step; subclasses define obs, reward and the start state."""
 
     VERSION = "1"
@@ -266,11 +267,13 @@ class _MaesnEnv:
     # subclass hooks
     obs_dim: int = 0
 
+    @abc.abstractmethod
     def observation(self, state: MaesnState) -> jax.Array:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
+    @abc.abstractmethod
     def reward(self, state: MaesnState, action: jax.Array, task) -> tuple[jax.Array, dict[str, jax.Array]]:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
     def terminated(self, state: MaesnState) -> jax.Array:
         del state

@@ -42,6 +42,7 @@ egocentric image rendered by :mod:`jmeta.envs.render` (:class:`Maze3D`).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 from collections import deque
@@ -592,7 +593,7 @@ SOURCE = (
 )
 
 
-class MazeBase:
+class MazeBase(abc.ABC):
     """Shared reset/step; subclasses define ``observation_space`` and ``observe(state, task)``.
 
     ``reset`` and ``step`` are jitted per instance (inlined when called under an outer ``jit`` or
@@ -624,11 +625,13 @@ class MazeBase:
         """``(rows, cols)`` of every layout of this variant."""
         return self.bank.shape
 
+    @abc.abstractmethod
     def observation_space(self) -> Box:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
+    @abc.abstractmethod
     def observe(self, state: MazeState, task: MazeTask) -> jax.Array:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
     def reset(self, key: jax.Array, task: MazeTask) -> tuple[jax.Array, MazeState]:
         """Starts an episode: ``(obs, state)``; see :func:`start_state`."""
