@@ -317,9 +317,15 @@ class Locomotion:
         p = self.params
         if not p.terminate:
             return jnp.zeros((), bool)
-        finite = jnp.all(jnp.isfinite(state.qpos)) & jnp.all(jnp.isfinite(state.qvel))
-        z = state.qpos[2]
-        return ~(finite & (z >= p.z_low) & (z <= p.z_high))
+        return unhealthy(state.qpos, state.qvel, p.z_low, p.z_high)
+
+
+def unhealthy(qpos: jax.Array, qvel: jax.Array, z_low: float, z_high: float) -> jax.Array:
+    """Bool scalar: the state is non-finite or the torso height ``qpos[2]`` leaves [z_low, z_high]
+    (the ant's termination in rllab and the gym ports)."""
+    finite = jnp.all(jnp.isfinite(qpos)) & jnp.all(jnp.isfinite(qvel))
+    z = qpos[2]
+    return ~(finite & (z >= z_low) & (z <= z_high))
 
 
 # --------------------------------------------------------------------------------- task sets

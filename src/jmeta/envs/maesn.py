@@ -40,7 +40,7 @@ from flax import struct
 
 from jmeta.envs import physics as phys
 from jmeta.envs.base import EnvSpec, StepOut
-from jmeta.envs.locomotion import LocomotionState
+from jmeta.envs.locomotion import LocomotionState, unhealthy
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
 from jmeta.tasks import TaskBank
@@ -406,9 +406,7 @@ class AntGoalRing(_MaesnEnv):
         p = self.params
         if not p.terminate:
             return jnp.zeros((), bool)
-        finite = jnp.all(jnp.isfinite(state.qpos)) & jnp.all(jnp.isfinite(state.qvel))
-        z = state.qpos[2]
-        return ~(finite & (z >= p.z_low) & (z <= p.z_high))
+        return unhealthy(state.qpos, state.qvel, p.z_low, p.z_high)
 
 
 # --------------------------------------------------------------------------------- block_push
