@@ -1,14 +1,15 @@
 """Benchmark: compile time, meta-iterations/s and env steps/s of one compiled meta-iteration.
 
-    python benchmarks/meta_step.py --meta-batch-sizes 10 20 40 --out benchmarks/results/meta_step_cpu.json
+    python benchmarks/meta_step.py --algo maml --env point_nav --meta-batch-sizes 10 20 40 \
+        --set episodes_per_task=20 --out benchmarks/results/meta_step_cpu.json
     python benchmarks/meta_step.py --algo rl2 --env grid_nav --meta-batch-sizes 16 64 256 \
-        --out benchmarks/results/meta_step_rl2_grid_nav_cpu.json
+        --set hidden_size=128 --out benchmarks/results/meta_step_rl2_grid_nav_cpu.json
 
-``collect_*`` time the sampling phase alone (MAML: rollouts, baselines, inner steps; RL²: the
-trial rollouts with the GRU policy); the rest of an iteration is the update (MAML: TRPO/PPO outer
-step; RL²: value replay, GAE and the PPO epochs with backpropagation through the trials). Each configuration jits one whole meta-iteration (rollouts, adaptation, TRPO/PPO outer update),
+Any registered algorithm: its config starts from its defaults (or the (algo, env) preset with
+``--preset``) and ``--set FIELD=VALUE`` overrides fields of the algorithm's Config. Each
+configuration jits one whole meta-iteration (task sampling, rollouts, adaptation, update),
 measures its compile time (AOT ``lower().compile()``), then times ``--iters`` compiled calls after
-one warm-up call. Env steps per iteration count every sampled step (inner and post-adaptation).
+one warm-up call. Env steps per iteration count every sampled step.
 """
 
 from __future__ import annotations
@@ -25,18 +26,17 @@ configure_cpu_flags()
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import time  # noqa: E402
+import typing  # noqa: E402
 
 import jax  # noqa: E402
 from _common import write_result  # noqa: E402
 
-from jmeta.config import MAMLConfig, RL2Config, TrainConfig  # noqa: E402
+from jmeta.algos import algorithm_class, list_algorithms  # noqa: E402
+from jmeta.config import TrainConfig, preset_config  # noqa: E402
 from jmeta.trainer import build  # noqa: E402
 
 
-def bench_one(meta_batch_size: int, algo_config: MAMLConfig | RL2Config, iters: int, env: str, algo_name: str,
-              env_variant: str = "default") -> dict:
-    config = TrainConfig(algo=algo_name, env=env, env_variant=env_variant, meta_batch_size=meta_batch_size,
-                         **{algo_name: algo_config})
+def bench_one(config: TrainConfig, iters: int) -> dict:
     config.validate()
     _, _, algo = build(config)
     state = algo.init(jax.random.key(0))
@@ -52,61 +52,50 @@ def bench_one(meta_batch_size: int, algo_config: MAMLConfig | RL2Config, iters: 
     jax.block_until_ready((state, metrics))
     elapsed = time.perf_counter() - t0
     steps = algo.env_steps_per_iteration()
-    collect_s = time_collection(algo, state, iters)
     return {
-        "meta_batch_size": meta_batch_size,
+        "meta_batch_size": config.meta_batch_size,
         "env_steps_per_iteration": steps,
         "compile_s": round(compile_s, 3),
         "seconds_per_iteration": round(elapsed / iters, 4),
         "meta_iters_per_s": round(iters / elapsed, 4),
         "env_steps_per_s": round(steps * iters / elapsed, 1),
-        "collect_seconds_per_iteration": round(collect_s, 4),
-        "collect_fraction": round(collect_s / (elapsed / iters), 3),
     }
 
 
-def time_collection(algo, state, iters: int) -> float:
-    """Seconds per iteration of the sampling phase alone (rollouts + inner steps + baselines)."""
-    c = algo.config
-
-    def collect_trials(key):
-        tasks = jax.vmap(algo.task_dist.sample)(jax.random.split(key, algo.meta_batch_size))
-        return algo.collect(state.params, tasks, jax.random.fold_in(key, 1), c.trials_per_task, algo.episodes_per_trial)
-
-    def collect(key):
-        tasks = jax.vmap(algo.task_dist.sample)(jax.random.split(key, algo.meta_batch_size))
-        keys = jax.random.split(jax.random.fold_in(key, 1), algo.meta_batch_size)
-        return jax.vmap(lambda t, k: algo._collect_task(state.params, state.inner_lr, t, k, c.num_inner_steps,
-                                                        c.episodes_per_task))(tasks, keys)
-
-    collect = jax.jit(collect_trials if algo.name == "rl2" else collect)
-    jax.block_until_ready(collect(jax.random.key(0)))
-    t0 = time.perf_counter()
-    for i in range(iters):
-        out = collect(jax.random.key(1 + i))
-    jax.block_until_ready(out)
-    return (time.perf_counter() - t0) / iters
+def parse_overrides(config_cls: type, items: list[str]) -> dict:
+    """``["field=value", ...]`` -> typed overrides of ``config_cls``'s fields."""
+    hints = typing.get_type_hints(config_cls)
+    out = {}
+    for item in items:
+        name, _, raw = item.partition("=")
+        if name not in hints:
+            raise SystemExit(f"--set: {config_cls.__name__} has no field {name!r}; fields: {sorted(hints)}")
+        default = getattr(config_cls(), name)
+        if isinstance(default, bool):
+            out[name] = raw.lower() in ("1", "true", "yes")
+        elif isinstance(default, tuple):
+            out[name] = tuple(int(x) for x in raw.split(",") if x)
+        elif default is None:
+            out[name] = int(raw) if raw.lstrip("-").isdigit() else raw
+        else:
+            out[name] = type(default)(raw)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algo", choices=["maml", "rl2"], default="maml")
+    parser.add_argument("--algo", choices=list_algorithms(), default="maml")
     parser.add_argument("--env", default="point_nav")
     parser.add_argument("--env-variant", default="default")
     parser.add_argument("--meta-batch-sizes", type=int, nargs="+", default=[10, 20, 40])
-    parser.add_argument("--hidden-size", type=int, default=128, help="RL²: GRU width")
-    parser.add_argument("--episodes-per-task", type=int, default=20)
-    parser.add_argument("--num-inner-steps", type=int, default=1)
-    parser.add_argument("--outer", choices=["trpo", "ppo"], default="trpo")
-    parser.add_argument("--first-order", action="store_true")
+    parser.add_argument("--preset", action="store_true", help="start from the (algo, env) preset")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="algorithm config overrides")
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--out", default=None, help="JSON output path")
     args = parser.parse_args()
-    if args.algo == "maml":
-        algo_config = MAMLConfig(episodes_per_task=args.episodes_per_task, num_inner_steps=args.num_inner_steps,
-                                 outer=args.outer, first_order=args.first_order)
-    else:
-        algo_config = RL2Config(hidden_size=args.hidden_size)
+    cls = algorithm_class(args.algo)
+    base = preset_config(args.algo, args.env) if args.preset else TrainConfig(algo=args.algo, env=args.env)
+    algo_config = dataclasses.replace(base.algo_config, **parse_overrides(cls.Config, args.set))
     results = []
 
     def save(quiet: bool = True) -> None:  # after every size: a run cut short keeps what it measured
@@ -115,7 +104,8 @@ def main() -> None:
                                 "timed_iters": args.iters, "results": results}, quiet=quiet)
 
     for n in args.meta_batch_sizes:
-        results.append(bench_one(n, algo_config, args.iters, args.env, args.algo, args.env_variant))
+        config = dataclasses.replace(base, env_variant=args.env_variant, meta_batch_size=n, algo_config=algo_config)
+        results.append(bench_one(config, args.iters))
         print(results[-1], file=sys.stderr, flush=True)
         save()
     save(quiet=False)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from jmeta.config import MAMLConfig, TrainConfig
+from jmeta.algos.maml import MAML
+from jmeta.config import TrainConfig
 
-TINY_MAML = MAMLConfig(episodes_per_task=3, hidden_sizes=(16,), eval_adapt_steps=1, eval_episodes_per_task=2, cg_iters=3)
+TINY_MAML = MAML.TINY
 
 TINY_ARGS = [
     "--algo", "maml", "--env", "point_nav", "--env-horizon", "10", "--meta-batch-size", "3",
@@ -20,7 +21,7 @@ def tiny_config(logdir: str, **overrides) -> TrainConfig:
     base = TrainConfig(
         algo="maml", env="point_nav", env_horizon=10, meta_iters=4, meta_batch_size=3, chunk_size=2,
         eval_every=2, eval_tasks=4, checkpoint_every=2, logdir=logdir, progress=False, plots=False,
-        tensorboard=False, maml=TINY_MAML,
+        tensorboard=False, algo_config=TINY_MAML,
     )
     return dataclasses.replace(base, **overrides)
 

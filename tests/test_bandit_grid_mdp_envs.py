@@ -333,7 +333,7 @@ def test_grid_bayes_search_rules_out_visited_cells():
     env, _ = jmeta.make("grid_nav")
     policy = rp.grid_bayes_search()
     task = _goal(4, 4)  # the farthest goal: not reached in the first episode
-    run = jax.jit(lambda k: rollout_trial(env, policy.step_fn, None, task, k, policy.init_carry, 1))
+    run = jax.jit(lambda k: rollout_trial(env, policy, None, task, k, 1))
     trajectory, belief = run(jax.random.key(0))
     assert not bool(belief.goal_known)
     assert float(trajectory.reward.max()) < 0

@@ -30,8 +30,13 @@ def test_help_documents_every_field():
     assert "Inner-loop step size" in text  # field docstrings become help text
     # The preset for (maml, point_nav) is what --help shows as defaults.
     assert re.search(r"--meta-batch-size INT[\s│]+Tasks sampled per meta-iteration\.[\s│]+\(default: 20\)", text)
+    assert "--rl2." not in text  # only the chosen algorithm's fields
+    out = _run("jmeta.train", "--algo", "rl2", "--env", "grid_nav", "--help")
+    assert out.returncode == 0, out.stderr
     for flag in ("--rl2.hidden-size", "--rl2.bptt-truncation", "--rl2.episodes-per-trial", "--rl2.num-minibatches"):
-        assert flag in text, flag
+        assert flag in out.stdout, flag
+    assert "--maml." not in out.stdout
+    assert re.search(r"--meta-batch-size INT[\s│]+Tasks sampled per meta-iteration\.[\s│]+\(default: 64\)", out.stdout)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +46,8 @@ def test_help_documents_every_field():
         (["--env", "nope"], f"error: env: must be one of {jmeta.list_envs()}, got 'nope'"),
         (["--env-variant", "dense"], "error: env_variant: must be one of ['default', 'sparse'] for point_nav, got 'dense'"),
         (["--meta-batch-size", "0"], "error: meta_batch_size: must be >= 1, got 0"),
+        (["--maml.inner-lr", "inf"], "error: maml.inner_lr: must be finite, got inf"),
+        (["--action-scale", "nan"], "error: action_scale: must be finite, got nan"),
         (["--resume", "/nonexistent/run"], "error: /nonexistent/run is not a jmeta run directory (no config.json)"),
     ],
 )
@@ -78,7 +85,7 @@ def test_train_then_evaluate_end_to_end(tmp_path):
     assert (run_dir / "checkpoints" / "2").is_dir()
     assert "step |" in out.stdout  # final evaluation table
 
-    ev = _run("jmeta.evaluate", "--run", str(run_dir), "--num-tasks", "3", "--adapt-steps", "2")
+    ev = _run("jmeta.evaluate", "--run", str(run_dir), "--num-tasks", "3", "--maml.eval-adapt-steps", "2")
     assert ev.returncode == 0, ev.stderr[-3000:]
     result = json.loads((run_dir / "eval_2.json").read_text())
     assert result["num_tasks"] == 3 and len(result["mean"]) == 3  # steps 0, 1, 2
@@ -115,12 +122,14 @@ def test_rl2_train_then_evaluate_per_episode(tmp_path):
     assert "episode |" in out.stdout
     assert (run_dir / "plots" / "adaptation_curve.png").is_file()
 
-    ev = _run("jmeta.evaluate", "--run", str(run_dir), "--trial-episodes", "6", "--trials-per-task", "1")
+    ev = _run("jmeta.evaluate", "--run", str(run_dir), "--rl2.eval-episodes", "6", "--rl2.eval-trials-per-task", "1")
     assert ev.returncode == 0, ev.stderr[-3000:]
     result = json.loads((run_dir / "eval_2.json").read_text())
     assert result["axis"] == "episode" and result["num_tasks"] == 3 and len(result["mean"]) == 6
-    bad = _run("jmeta.evaluate", "--run", str(run_dir), "--adapt-steps", "2", timeout=120)
-    assert bad.returncode == 2 and "--adapt-steps: does not apply to rl2 runs" in bad.stderr
+    bad = _run("jmeta.evaluate", "--run", str(run_dir), "--maml.eval-adapt-steps", "2", timeout=120)
+    assert bad.returncode == 2 and "--maml.eval-adapt-steps" in bad.stderr  # not a setting of rl2 runs
+    bad = _run("jmeta.evaluate", "--run", str(run_dir), "--rl2.eval-trials-per-task", "0", timeout=120)
+    assert bad.returncode == 2 and "rl2.eval_trials_per_task: must be >= 1" in bad.stderr
     bad = _run("jmeta.train", "--algo", "rl2", "--env", "grid_nav", "--meta-batch-size", "6", timeout=120)
     assert bad.returncode == 2 and "rl2.num_minibatches: must divide meta_batch_size * trials_per_task = 6" in bad.stderr
 

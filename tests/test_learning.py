@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from jmeta.config import MAMLConfig, TrainConfig
+from jmeta.algos.maml import MAMLConfig
+from jmeta.config import TrainConfig
 from jmeta.evaluation import evaluate
 from jmeta.tasks import TaskBank
 from jmeta.trainer import build, train
@@ -29,7 +30,7 @@ def test_maml_learns_to_adapt_on_point_nav(tmp_path, seed):
     config = TrainConfig(
         algo="maml", env="point_nav", seed=seed, meta_iters=12, meta_batch_size=20, chunk_size=12,
         eval_every=0, eval_tasks=40, checkpoint_every=100, logdir=str(tmp_path), progress=False,
-        tensorboard=False, plots=False, maml=maml,
+        tensorboard=False, plots=False, algo_config=maml,
     )
     result = train(config)
     trained = result.final_eval
@@ -52,12 +53,12 @@ def test_maml_learns_to_adapt_on_point_nav(tmp_path, seed):
 
 
 def _rl2_config(tmp_path, env, seed, meta_iters, meta_batch_size, rl2, **overrides):
-    from jmeta.config import RL2Config
+    from jmeta.algos.rl2 import RL2Config
 
     return TrainConfig(
         algo="rl2", env=env, seed=seed, meta_iters=meta_iters, meta_batch_size=meta_batch_size,
         chunk_size=meta_iters, eval_every=0, eval_tasks=40, checkpoint_every=1000, logdir=str(tmp_path),
-        progress=False, tensorboard=False, plots=False, rl2=RL2Config(**rl2), **overrides,
+        progress=False, tensorboard=False, plots=False, algo_config=RL2Config(**rl2), **overrides,
     )
 
 

@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree
 
 import jmeta
 from jmeta.algos import make_algorithm
-from jmeta.config import MAMLConfig
+from jmeta.algos.maml import MAMLConfig
 from jmeta.envs import RescaleActions
 
 SMALL = MAMLConfig(episodes_per_task=4, hidden_sizes=(8,), cg_iters=5, eval_adapt_steps=2, eval_episodes_per_task=3)
@@ -28,7 +28,7 @@ def _collect(algo, state, key):
     c = algo.config
     tasks = jmeta.tasks.sample_tasks(algo.task_dist, key, algo.meta_batch_size)
     keys = jax.random.split(jax.random.fold_in(key, 1), algo.meta_batch_size)
-    return jax.vmap(lambda t, k: algo._collect_task(state.params, state.inner_lr, t, k, c.num_inner_steps, c.episodes_per_task))(tasks, keys)
+    return jax.vmap(lambda t, k: algo.collect_task(state.params, state.inner_lr, t, k, c.num_inner_steps, c.episodes_per_task))(tasks, keys)
 
 
 @pytest.mark.parametrize("outer", ["trpo", "ppo"])
@@ -107,20 +107,22 @@ def test_second_order_differs_from_first_order():
     np.testing.assert_allclose(np.asarray(h2), np.asarray(h1), rtol=1e-5, atol=1e-7)
 
 
-def test_adapt_and_evaluate_shapes_and_adaptation_changes_returns():
+def test_evaluate_shapes_and_adaptation_changes_returns():
     algo = _algo()
     state = algo.init(jax.random.key(0))
     bank = jmeta.TaskBank.for_evaluation(algo.task_dist, 5)
-    out = jax.jit(algo.adapt_and_evaluate)(state, bank.tasks, jax.random.key(1))
-    assert sorted(out) == ["eval/return_step0", "eval/return_step1", "eval/return_step2"]
-    assert all(v.shape == (5,) for v in out.values())
-    assert not np.allclose(np.asarray(out["eval/return_step0"]), np.asarray(out["eval/return_step2"]))
+    out = jax.jit(algo.evaluate)(state, bank.tasks, jax.random.key(1))
+    assert out.axis == "step" and out.returns.shape == (5, 3)  # steps 0, 1, 2
+    assert not np.allclose(np.asarray(out.returns[:, 0]), np.asarray(out.returns[:, 2]))
 
 
 def test_invalid_maml_settings_name_the_field():
     from jmeta.errors import ConfigError
 
+    from jmeta.algos.maml import MAML
+
     for field, value in [("num_inner_steps", 0), ("inner_lr", 0.0), ("max_kl", -1.0), ("backtrack_ratio", 1.0),
-                         ("gamma", 1.5), ("hidden_sizes", ()), ("episodes_per_task", 0), ("ppo_clip", 0.0)]:
+                         ("gamma", 1.5), ("hidden_sizes", ()), ("episodes_per_task", 0), ("ppo_clip", 0.0),
+                         ("inner_lr", float("inf")), ("max_kl", float("nan")), ("init_std", float("inf"))]:
         with pytest.raises(ConfigError, match=rf"^maml\.{field}: "):
-            dataclasses.replace(SMALL, **{field: value}).validate()
+            MAML.validate_config(dataclasses.replace(SMALL, **{field: value}))

@@ -10,13 +10,8 @@ import numpy as np
 import pytest
 
 from jmeta.errors import ConfigError
-from jmeta.networks import (
-    Categorical,
-    CategoricalMLPPolicy,
-    DiagGaussian,
-    GaussianMLPPolicy,
-    ValueMLP,
-)
+from jmeta.networks import Categorical, DiagGaussian, MLPPolicy, TanhGaussian, ValueMLP, policy_for
+from jmeta.spaces import Box, Discrete
 
 
 def _init(net, key, obs_shape):
@@ -129,7 +124,7 @@ def test_categorical_sample_frequencies():
 
 @pytest.mark.parametrize("state_dependent_std", [False, True])
 def test_gaussian_policy_shapes_and_init_std(state_dependent_std):
-    policy = GaussianMLPPolicy(
+    policy = MLPPolicy.gaussian(
         action_dim=3, hidden_sizes=(16, 16), state_dependent_std=state_dependent_std, init_std=0.4
     )
     params = _init(policy, jax.random.key(0), (5,))
@@ -151,7 +146,7 @@ def test_gaussian_policy_shapes_and_init_std(state_dependent_std):
 
 def test_gaussian_policy_state_dependent_std_offset():
     """With zero output weights the predicted log-std is exactly log(init_std)."""
-    policy = GaussianMLPPolicy(
+    policy = MLPPolicy.gaussian(
         action_dim=2, hidden_sizes=(8,), state_dependent_std=True, init_std=0.3
     )
     params = _init(policy, jax.random.key(0), (4,))
@@ -165,7 +160,7 @@ def test_gaussian_policy_state_dependent_std_offset():
 
 @pytest.mark.parametrize("state_dependent_std", [False, True])
 def test_gaussian_policy_sample_log_prob_consistent(state_dependent_std):
-    policy = GaussianMLPPolicy(
+    policy = MLPPolicy.gaussian(
         action_dim=2, hidden_sizes=(8,), state_dependent_std=state_dependent_std
     )
     params = _init(policy, jax.random.key(3), (4,))
@@ -190,7 +185,7 @@ def test_gaussian_policy_sample_log_prob_consistent(state_dependent_std):
 
 
 def test_gaussian_policy_min_std_floor():
-    policy = GaussianMLPPolicy(action_dim=2, hidden_sizes=(4,), min_std=0.1, init_std=1.0)
+    policy = MLPPolicy.gaussian(action_dim=2, hidden_sizes=(4,), min_std=0.1, init_std=1.0)
     params = _init(policy, jax.random.key(0), (3,))
     params = {**params, "log_std": jnp.full((2,), -10.0)}
     d = jax.jit(policy.dist)(params, jnp.zeros(3))
@@ -198,7 +193,7 @@ def test_gaussian_policy_min_std_floor():
 
 
 def test_categorical_policy_shapes():
-    policy = CategoricalMLPPolicy(num_actions=5, hidden_sizes=(16,))
+    policy = MLPPolicy.categorical(num_actions=5, hidden_sizes=(16,))
     params = _init(policy, jax.random.key(0), (3,))
     obs = jax.random.normal(jax.random.key(1), (4, 3))
     d = jax.jit(policy.dist)(params, obs)
@@ -222,8 +217,8 @@ def test_value_mlp_shape():
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: GaussianMLPPolicy(action_dim=2, hidden_sizes=(4,), activation="sigmoidz"),
-        lambda: CategoricalMLPPolicy(num_actions=2, hidden_sizes=(4,), activation="nope"),
+        lambda: MLPPolicy.gaussian(action_dim=2, hidden_sizes=(4,), activation="sigmoidz"),
+        lambda: MLPPolicy.categorical(num_actions=2, hidden_sizes=(4,), activation="nope"),
         lambda: ValueMLP(hidden_sizes=(4,), activation="nope"),
     ],
 )
@@ -231,3 +226,38 @@ def test_bad_activation_raises(make):
     with pytest.raises(ConfigError) as info:
         make().init(jax.random.key(0), (3,))  # raises before compiling
     assert "relu" in str(info.value) and "tanh" in str(info.value)
+
+
+def test_tanh_gaussian_log_prob_is_the_change_of_variables():
+    """log p(a) = log N(atanh a) - sum log(1 - a^2), against the numpy formula and between the two paths."""
+    mean = jnp.array([[0.3, -1.2], [2.5, 0.0]])
+    log_std = jnp.array([[-0.5, 0.2], [0.1, -1.0]])
+    dist = TanhGaussian(mean, log_std)
+    action, log_prob = jax.jit(dist.sample_and_log_prob)(jax.random.key(3))
+    assert action.shape == (2, 2) and log_prob.shape == (2,)
+    assert np.all(np.abs(np.asarray(action)) < 1.0)
+    u = np.arctanh(np.asarray(action, np.float64))
+    std = np.exp(np.asarray(log_std, np.float64))
+    gauss = -0.5 * (((u - np.asarray(mean)) / std) ** 2 + 2 * np.log(std) + math.log(2 * math.pi)).sum(-1)
+    want = gauss - np.log(1.0 - np.tanh(u) ** 2).sum(-1)
+    np.testing.assert_allclose(np.asarray(log_prob), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(dist.log_prob(action)), np.asarray(log_prob), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(dist.mode()), np.tanh(np.asarray(mean)), rtol=1e-6)
+    # Far in the tail the stable correction stays finite (the naive log(1 - tanh(u)^2) is -inf).
+    far = TanhGaussian(jnp.array([30.0]), jnp.array([-5.0]))
+    _, lp = far.sample_and_log_prob(jax.random.key(0))
+    assert np.isfinite(float(lp))
+
+
+def test_policy_for_picks_the_head_from_the_action_space():
+    assert policy_for(Discrete(4)).head == "categorical"
+    box = Box(-1.0, 1.0, (3,))
+    assert policy_for(box).head == "gaussian" and policy_for(box).action_dim == 3
+    squashed = policy_for(box, hidden_sizes=(8,), squash=True)
+    params = _init(squashed, jax.random.key(0), (5,))
+    action, log_prob = jax.jit(squashed.sample)(params, jnp.ones((7, 5)), jax.random.key(1))
+    assert action.shape == (7, 3) and log_prob.shape == (7,) and np.all(np.abs(np.asarray(action)) < 1)
+    with pytest.raises(ConfigError, match="squash"):
+        policy_for(Discrete(4), squash=True)
+    with pytest.raises(ConfigError, match="head"):
+        MLPPolicy("beta", 2)

@@ -12,12 +12,13 @@ import pytest
 import jmeta
 from jmeta.algos import make_algorithm
 from jmeta.algos.rl2 import RL2, trial_gae
-from jmeta.config import RL2Config, TrainConfig
+from jmeta.algos.rl2 import RL2Config
+from jmeta.config import TrainConfig
 from jmeta.envs import RescaleActions
 from jmeta.errors import ConfigError
 from jmeta.networks.recurrent import RecurrentActorCritic, encode_inputs
 from jmeta.rl import returns as rl_returns
-from jmeta.rollout import RecurrentInput
+from jmeta.types import StepInputs
 from jmeta.spaces import Box, Discrete
 from jmeta.tasks import sample_tasks
 
@@ -50,7 +51,7 @@ def algo(request):
 
 def test_encode_inputs_one_hot_and_no_action_yet():
     space = Discrete(3)
-    inputs = RecurrentInput(obs=jnp.array([2.0, 1.0]), prev_action=jnp.array(-1), prev_reward=jnp.array(0.5), prev_done=jnp.array(1.0))
+    inputs = StepInputs(obs=jnp.array([2.0, 1.0]), prev_action=jnp.array(-1), prev_reward=jnp.array(0.5), prev_done=jnp.array(1.0))
     np.testing.assert_array_equal(encode_inputs(inputs, space), [2.0, 1.0, 0, 0, 0, 0.5, 1.0])
     inputs = dataclasses.replace(inputs, prev_action=jnp.array(2))
     np.testing.assert_array_equal(encode_inputs(inputs, space), [2.0, 1.0, 0, 0, 1, 0.5, 1.0])
@@ -118,8 +119,8 @@ def test_ppo_loss_at_behaviour_params_has_unit_ratio(algo):
     params, trials = _trials(algo, jax.random.key(3))
     batch = algo.trial_batch(params, trials)
     _, info = jax.jit(algo.loss)(params, batch)
-    assert abs(float(info["train/approx_kl"])) < 1e-6
-    assert float(info["train/clip_fraction"]) == 0.0
+    assert abs(float(info["approx_kl"])) < 1e-6
+    assert float(info["clip_fraction"]) == 0.0
     np.testing.assert_allclose(batch.targets, (batch.advantages + batch.old_values) * trials.mask, atol=1e-6)
 
 
@@ -140,14 +141,14 @@ def test_meta_step_updates_and_reports(algo):
     assert algo.env_steps_per_iteration() == 4 * 1 * k * algo.env.spec.horizon
 
 
-def test_adapt_and_evaluate_reports_every_episode(algo):
+def test_evaluate_reports_every_episode(algo):
     state = algo.init(jax.random.key(7))
     tasks = sample_tasks(algo.task_dist, jax.random.key(8), 3)
-    out = jax.jit(algo.adapt_and_evaluate)(state, tasks, jax.random.key(9))
-    assert sorted(out) == sorted(f"eval/return_episode{k}" for k in range(algo.episodes_per_trial))
-    longer = dataclasses.replace(algo, config=dataclasses.replace(algo.config, eval_episodes=5, eval_deterministic=True))
-    out = jax.jit(longer.adapt_and_evaluate)(state, tasks, jax.random.key(9))
-    assert len(out) == 5 and all(v.shape == (3,) for v in out.values())
+    out = jax.jit(algo.evaluate)(state, tasks, jax.random.key(9))
+    assert out.axis == "episode" and out.returns.shape == (3, algo.episodes_per_trial)
+    longer = algo.with_eval_settings(eval_episodes=5, eval_deterministic=True)
+    out = jax.jit(longer.evaluate)(state, tasks, jax.random.key(9))
+    assert out.returns.shape == (3, 5)
 
 
 @pytest.mark.parametrize(
@@ -166,7 +167,7 @@ def test_adapt_and_evaluate_reports_every_episode(algo):
 )
 def test_invalid_rl2_settings_are_rejected(overrides, message):
     config = TrainConfig(algo="rl2", env="point_nav", env_variant="sparse", meta_batch_size=4,
-                         rl2=dataclasses.replace(RL2Config(), **overrides))
+                         algo_config=dataclasses.replace(RL2Config(), **overrides))
     with pytest.raises(ConfigError, match=message.replace("*", r"\*")):
         config.validate()
 
@@ -181,7 +182,7 @@ def test_registry_builds_rl2_and_config_round_trips():
     env, dist = jmeta.make("point_nav", "sparse")
     algo = make_algorithm("rl2", env, dist, TINY, 4)
     assert isinstance(algo, RL2) and algo.name == "rl2"
-    config = TrainConfig(algo="rl2", rl2=dataclasses.replace(TINY, embed_sizes=()))
+    config = TrainConfig(algo="rl2", algo_config=dataclasses.replace(TINY, embed_sizes=()))
     assert TrainConfig.from_dict(config.to_dict()) == config
 
 

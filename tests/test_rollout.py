@@ -11,7 +11,7 @@ import pytest
 
 import jmeta
 from jmeta.envs.point_nav import PointNavTask
-from jmeta.rollout import rollout_episode, rollout_episodes, rollout_tasks, rollout_trial
+from jmeta.rollout import StepFnActor, rollout_episode, rollout_episodes, rollout_tasks, rollout_trial
 from jmeta.tasks import sample_tasks
 
 T = 10
@@ -179,7 +179,7 @@ def test_rollout_trial_keeps_carry_and_records_inputs():
     assert env.spec.episodes_per_trial == 3
     task = _task(1.0, 0.0)
     run = jax.jit(
-        lambda p, k: rollout_trial(env, counting_step, p, task, k, jnp.zeros((), jnp.int32))
+        lambda p, k: rollout_trial(env, StepFnActor(counting_step, jnp.zeros((), jnp.int32)), p, task, k)
     )
     traj, final_carry = run(jnp.ones(()), jax.random.key(0))
     K = 3
@@ -224,7 +224,7 @@ def test_rollout_trial_masked_steps_leave_carry():
         return carry + 1, jnp.array([0.1, 0.0]), jnp.zeros(())
 
     run = jax.jit(
-        lambda k: rollout_trial(env, step, None, task, k, jnp.zeros((), jnp.int32), num_episodes=2)
+        lambda k: rollout_trial(env, StepFnActor(step, jnp.zeros((), jnp.int32)), None, task, k, num_episodes=2)
     )
     traj, final_carry = run(jax.random.key(0))
     assert traj.obs.shape == (2, 6, 2)

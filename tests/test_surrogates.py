@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jmeta import adaptation
-from jmeta.networks import GaussianMLPPolicy
+from jmeta.networks import MLPPolicy
 from jmeta.rl import returns as rl_returns
 from jmeta.rl import surrogates
 
@@ -25,7 +25,7 @@ E, T, OBS, ACT = 3, 6, 3, 2
 @pytest.fixture(scope="module")
 def problem():
     """A small Gaussian policy and a random masked batch [E, T] (episodes end early)."""
-    policy = GaussianMLPPolicy(action_dim=ACT, hidden_sizes=(8,), activation="tanh", init_std=0.7)
+    policy = MLPPolicy.gaussian(action_dim=ACT, hidden_sizes=(8,), activation="tanh", init_std=0.7)
     params = jax.jit(policy.init, static_argnums=1)(jax.random.key(0), (OBS,))
     k1, k2, k3, k4 = jax.random.split(jax.random.key(1), 4)
     obs = jax.random.normal(k1, (E, T, OBS))

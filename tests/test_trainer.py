@@ -109,7 +109,7 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 def test_mismatched_and_corrupt_checkpoints_are_refused(tmp_path):
     result = trainer.train(tiny_config(str(tmp_path), run_name="ok", meta_iters=2))
     # Mismatch: a different network cannot restore this checkpoint.
-    other = tiny_config(str(tmp_path), maml=dataclasses.replace(tiny_config("x").maml, hidden_sizes=(8, 8)))
+    other = tiny_config(str(tmp_path), algo_config=dataclasses.replace(tiny_config("x").algo_config, hidden_sizes=(8, 8)))
     _, _, algo = trainer.build(other)
     ckpt = Checkpointer(os.path.join(result.run_dir, "checkpoints"))
     abstract = jax.eval_shape(algo.init, jax.random.key(0))
@@ -169,7 +169,7 @@ def test_one_compile_per_chunk_length(tmp_path):
 
 def test_invalid_config_is_rejected_before_compiling(tmp_path):
     with pytest.raises(ConfigError, match=r"^maml.inner_lr: must be > 0, got -1.0$"):
-        trainer.train(tiny_config(str(tmp_path), maml=dataclasses.replace(tiny_config("x").maml, inner_lr=-1.0)))
+        trainer.train(tiny_config(str(tmp_path), algo_config=dataclasses.replace(tiny_config("x").algo_config, inner_lr=-1.0)))
     with pytest.raises(ConfigError, match="env: must be one of"):
         trainer.train(tiny_config(str(tmp_path), env="nope"))
     with pytest.raises(ConfigError, match="env_variant"):

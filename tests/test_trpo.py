@@ -147,11 +147,11 @@ def test_gauss_newton_fvp_equals_kl_hessian_vector_product(kind):
     """J^T M J v equals the Hessian-vector product of the masked mean KL at the current params."""
     from jax.flatten_util import ravel_pytree
 
-    from jmeta.networks.policies import CategoricalMLPPolicy, GaussianMLPPolicy
+    from jmeta.networks.policies import MLPPolicy
     from jmeta.rl.surrogates import masked_mean
     from jmeta.rl.trpo import gauss_newton_fvp
 
-    policy = GaussianMLPPolicy(3, (8,), "tanh", state_dependent_std=True) if kind == "gaussian" else CategoricalMLPPolicy(4, (8,), "tanh")
+    policy = MLPPolicy.gaussian(3, (8,), "tanh", state_dependent_std=True) if kind == "gaussian" else MLPPolicy.categorical(4, (8,), "tanh")
     params = policy.init(jax.random.key(0), (5,))
     obs = jax.random.normal(jax.random.key(1), (6, 7, 5))
     mask = (jnp.arange(7)[None, :] < jnp.array([7, 3, 5, 7, 1, 6])[:, None]).astype(jnp.float32)

@@ -1,40 +1,44 @@
-"""Meta-test protocol: adapt on a fixed held-out TaskBank and report returns per step/episode.
+"""Meta-test protocol: adapt on a fixed held-out TaskBank and report returns along the algorithm's
+adaptation axis.
 
-Gradient-based methods report ``eval/return_step{k}`` (after k inner steps); recurrent methods
-``eval/return_episode{k}`` (k-th episode of a trial). Each is summarised as the mean over tasks and
-its standard error (sample std / sqrt(num_tasks)).
+An algorithm's ``evaluate`` returns an :class:`~jmeta.algos.base.EvalOut`: per-task returns
+[N, K + 1] along a named axis ("step": after k inner gradient steps; "episode": the k-th episode of
+a trial) and optional named per-task extras. :func:`summarize` turns it into an :class:`EvalResult`:
+the mean over tasks and its standard error (sample std / sqrt(num_tasks)), logged as
+``eval/return_{axis}{k}`` and ``eval/return_{axis}{k}_se``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 import jax
 import numpy as np
 
-from jmeta.algos.base import Algorithm
+from jmeta.algos.base import AXIS_LABELS, EvalOut, MetaLearner
 from jmeta.tasks import TaskBank
 
 #: Seed of the key used for the evaluation rollouts (fixed, so evaluations are comparable).
 EVAL_ROLLOUT_SEED = 7_340_033
 
-_INDEXED = re.compile(r"^eval/return_(step|episode)(\d+)$")
-
-
 @dataclasses.dataclass(frozen=True)
 class EvalResult:
     """Summary of one meta-test evaluation.
 
-    axis: ``"step"`` or ``"episode"``; mean/stderr: [K + 1] over tasks, in index order;
-    per_task: [num_tasks, K + 1].
+    axis: the adaptation axis' short name (``"step"``, ``"episode"``); mean/stderr: [K + 1] over
+    tasks, in index order; per_task: [num_tasks, K + 1]; extras: per-task arrays [num_tasks, ...].
     """
 
     axis: str
     mean: np.ndarray
     stderr: np.ndarray
     per_task: np.ndarray
+    extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    @property
+    def axis_label(self) -> str:
+        return AXIS_LABELS.get(self.axis, self.axis)
 
     @property
     def num_tasks(self) -> int:
@@ -46,6 +50,13 @@ class EvalResult:
         for k, (m, s) in enumerate(zip(self.mean, self.stderr, strict=True)):
             out[f"eval/return_{self.axis}{k}"] = float(m)
             out[f"eval/return_{self.axis}{k}_se"] = float(s)
+        for name, values in self.extras.items():
+            means = values.mean(axis=0)
+            if means.ndim == 0:
+                out[f"eval/{name}"] = float(means)
+            else:
+                for k, m in enumerate(means.reshape(-1)):
+                    out[f"eval/{name}_{self.axis}{k}"] = float(m)
         return out
 
     def table(self) -> str:
@@ -61,31 +72,24 @@ class EvalResult:
             "mean": self.mean.tolist(),
             "stderr": self.stderr.tolist(),
             "per_task": self.per_task.tolist(),
+            **({"extras": {k: v.tolist() for k, v in self.extras.items()}} if self.extras else {}),
         }
 
 
-def summarize(raw: dict[str, Any]) -> EvalResult:
-    """Turns ``adapt_and_evaluate``'s per-task arrays into an :class:`EvalResult`."""
-    indexed = []
-    for name, values in raw.items():
-        match = _INDEXED.match(name)
-        if match:
-            indexed.append((match.group(1), int(match.group(2)), np.asarray(values, np.float64)))
-    if not indexed:
-        raise ValueError(f"no eval/return_step{{k}} or eval/return_episode{{k}} metrics in {sorted(raw)}")
-    axes = {axis for axis, _, _ in indexed}
-    if len(axes) != 1:
-        raise ValueError(f"mixed evaluation axes {sorted(axes)}")
-    indexed.sort(key=lambda item: item[1])
-    per_task = np.stack([values for _, _, values in indexed], axis=1)
+def summarize(out: EvalOut) -> EvalResult:
+    """Mean and standard error over tasks of an algorithm's :class:`EvalOut` (on the host)."""
+    per_task = np.asarray(out.returns, np.float64)
+    if per_task.ndim != 2:
+        raise ValueError(f"EvalOut.returns must be [num_tasks, K + 1], got shape {per_task.shape}")
     n = per_task.shape[0]
     stderr = per_task.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(per_task.shape[1])
-    return EvalResult(axis=axes.pop(), mean=per_task.mean(axis=0), stderr=stderr, per_task=per_task)
+    extras = {name: np.asarray(v, np.float64) for name, v in out.extras.items()}
+    return EvalResult(axis=out.axis, mean=per_task.mean(axis=0), stderr=stderr, per_task=per_task, extras=extras)
 
 
-def make_evaluator(algo: Algorithm, bank: TaskBank):
+def make_evaluator(algo: MetaLearner, bank: TaskBank):
     """A jitted ``state -> EvalResult`` on ``bank`` with the fixed evaluation rollout key."""
-    run = jax.jit(algo.adapt_and_evaluate)
+    run = jax.jit(algo.evaluate)
     key = jax.random.key(EVAL_ROLLOUT_SEED)
 
     def evaluate(state: Any) -> EvalResult:
@@ -94,6 +98,6 @@ def make_evaluator(algo: Algorithm, bank: TaskBank):
     return evaluate
 
 
-def evaluate(algo: Algorithm, state: Any, bank: TaskBank) -> EvalResult:
+def evaluate(algo: MetaLearner, state: Any, bank: TaskBank) -> EvalResult:
     """One-off evaluation of ``state`` on ``bank``."""
     return make_evaluator(algo, bank)(state)

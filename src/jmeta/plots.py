@@ -17,16 +17,14 @@ def _pyplot():
     return plt
 
 
-def learning_curve(train: list[dict[str, Any]], evals: list[dict[str, Any]], path: str, title: str) -> str:
-    """Training returns before/after adaptation per iteration, with evaluation points."""
+def learning_curve(train: list[dict[str, Any]], evals: list[dict[str, Any]], headline: dict[str, str], path: str,
+                   title: str) -> str:
+    """The algorithm's headline training metrics per iteration (``headline``: name -> label), with the
+    evaluation points (every logged ``eval/return_*`` mean, with its standard error)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     it = np.array([r["iteration"] for r in train])
-    series = [("train/return_pre", "before adaptation"), ("train/return_post", "after adaptation")]
-    if train:
-        series += [(name, f"episode {name.removeprefix('train/return_episode')} of the trial")
-                   for name in first_and_last_episode(train[-1])]
-    for name, label in series:
+    for name, label in headline.items():
         values = [r.get(name) for r in train]
         if values and all(isinstance(v, int | float) for v in values):
             ax.plot(it, values, label=f"train: {label}", alpha=0.8)
@@ -41,25 +39,15 @@ def learning_curve(train: list[dict[str, Any]], evals: list[dict[str, Any]], pat
     return _save(plt, fig, ax, "meta-iteration", "average return", title, path)
 
 
-def first_and_last_episode(record: dict[str, Any]) -> list[str]:
-    """Names of the first and last ``train/return_episode{k}`` entries of a record (recurrent methods)."""
-    indices = sorted(int(k.removeprefix("train/return_episode")) for k in record
-                     if k.startswith("train/return_episode") and k.removeprefix("train/return_episode").isdigit())
-    if not indices:
-        return []
-    return [f"train/return_episode{k}" for k in dict.fromkeys((indices[0], indices[-1]))]
-
-
-def adaptation_curve(mean: np.ndarray, stderr: np.ndarray, axis: str, path: str, title: str) -> str:
-    """Return (mean +- s.e. over held-out tasks) against adaptation steps or trial episodes."""
+def adaptation_curve(mean: np.ndarray, stderr: np.ndarray, axis_label: str, path: str, title: str) -> str:
+    """Return (mean +- s.e. over held-out tasks) along the adaptation axis (``axis_label`` on x)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ks = np.arange(len(mean))
     ax.errorbar(ks, mean, yerr=stderr, marker="o" if len(ks) <= 30 else None, capsize=4 if len(ks) <= 30 else 0)
     if len(ks) <= 20:
         ax.set_xticks(ks)
-    xlabel = "adaptation steps" if axis == "step" else "episode of the trial (0 = first)"
-    return _save(plt, fig, ax, xlabel, "average return (held-out tasks)", title, path)
+    return _save(plt, fig, ax, axis_label, "average return (held-out tasks)", title, path)
 
 
 def _save(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: str) -> str:

@@ -1,69 +1,121 @@
-"""The rollout engine: fixed-horizon episodes as ``lax.scan`` over time, vmapped over episodes
-and tasks, and trials (several episodes of one task) that carry a recurrent state.
+"""The rollout engine: one ``lax.scan`` over time driven by an :class:`Actor`, for independent
+episodes (vmapped) and for trials (several episodes of one task that carry the actor's state).
 
-Episodes never auto-reset inside the horizon: once an episode terminates, later steps are
-masked (``mask = 0``, ``reward = 0``) so every batch has a static shape.
+An actor is three pure functions over a params pytree and a carry pytree:
+
+* ``initial_carry(params, key) -> carry``: once per trial (or per independent episode);
+* ``episode_start(params, carry, key) -> carry``: at every episode start (identity for RL²; MAESN
+  draws a new latent here, PEARL refreshes its context);
+* ``act(params, carry, inputs, key) -> (carry, action, log_prob, extras)``: one step, where
+  ``inputs`` is a :class:`jmeta.types.StepInputs` and ``extras`` a dict of arrays recorded in
+  ``Trajectory.extras``.
+
+An actor with ``privileged = True`` also sees the env state and the task in ``inputs`` (scripted
+oracles). A plain ``policy_fn(params, obs, key) -> (action, log_prob)`` is accepted wherever an
+actor is and wrapped in :class:`FeedForwardActor`.
+
+Episodes never auto-reset inside the horizon: once an episode terminates, later steps are masked
+(``mask = 0``, ``reward = 0``) and leave the env state, the observation and the actor's carry
+unchanged, so every batch has a static shape.
+
+Keys: an episode's key is split into ``(reset_key, scan_key)`` and every step key into
+``(act_key, env_key)``; the keys of ``initial_carry`` and ``episode_start`` are ``fold_in``s of the
+trial / episode key, so actors that ignore them leave every other random stream unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from jmeta.envs.base import MetaEnv, Task
-from jmeta.types import Params, Trajectory
+from jmeta.types import Carry, Params, StepInputs, Trajectory
 
 #: ``policy_fn(params, obs, key) -> (action, log_prob)`` for feed-forward policies.
 PolicyFn = Callable[[Params, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
+_CARRY_KEY = 0x0CA7  # fold_in constants for the actor's own keys
+_EPISODE_START_KEY = 0x0E57
+
+
+@runtime_checkable
+class Actor(Protocol):
+    """What the rollout engine drives. All methods pure and jittable (see the module docstring)."""
+
+    privileged: bool
+
+    def initial_carry(self, params: Params, key: jax.Array) -> Carry: ...
+
+    def episode_start(self, params: Params, carry: Carry, key: jax.Array) -> Carry: ...
+
+    def act(self, params: Params, carry: Carry, inputs: StepInputs, key: jax.Array
+            ) -> tuple[Carry, jax.Array, jax.Array, dict[str, jax.Array]]: ...
+
+
+class ActorBase:
+    """Defaults for actors: no carry, nothing at episode start, no privileged view."""
+
+    privileged: ClassVar[bool] = False
+
+    def initial_carry(self, params: Params, key: jax.Array) -> Carry:
+        return ()
+
+    def episode_start(self, params: Params, carry: Carry, key: jax.Array) -> Carry:
+        return carry
+
 
 @struct.dataclass
-class RecurrentInput:
-    """What a recurrent (RL²-style) policy sees at each step of a trial.
+class FeedForwardActor(ActorBase):
+    """Wraps ``policy_fn(params, obs, key) -> (action, log_prob)`` as a carry-less actor."""
 
-    obs: [*obs_shape]; prev_action: [*action_shape] (at the trial start: zeros for continuous actions,
-    -1 for discrete ones, which ``jax.nn.one_hot`` encodes as all zeros, i.e. "no action yet");
-    prev_reward: scalar; prev_done: scalar float, 1 at the first step of every episode after the
-    first one, so episode boundaries inside a trial are visible to the agent.
-    """
+    policy_fn: PolicyFn = struct.field(pytree_node=False)
 
-    obs: jax.Array
-    prev_action: jax.Array
-    prev_reward: jax.Array
-    prev_done: jax.Array
+    def act(self, params, carry, inputs: StepInputs, key):
+        action, log_prob = self.policy_fn(params, inputs.obs, key)
+        return carry, action, log_prob, {}
 
 
-#: ``step_fn(params, carry, inputs, key) -> (carry, action, log_prob)`` for recurrent policies.
-RecurrentPolicyFn = Callable[[Params, Any, RecurrentInput, jax.Array], tuple[Any, jax.Array, jax.Array]]
+def as_actor(actor: Actor | PolicyFn) -> Actor:
+    """``actor`` itself, or a plain policy function wrapped in :class:`FeedForwardActor`."""
+    return actor if hasattr(actor, "act") else FeedForwardActor(actor)
 
 
 def _select(keep_new: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(lambda n, o: jnp.where(keep_new, n, o), new, old)
 
 
-def rollout_episode(
-    env: MetaEnv,
-    policy_fn: PolicyFn,
-    params: Params,
-    task: Task,
-    key: jax.Array,
-    horizon: int | None = None,
-) -> Trajectory:
-    """One episode of ``task`` under ``policy_fn``. Returns a :class:`Trajectory` with leaves [T, ...]."""
-    horizon = env.spec.horizon if horizon is None else horizon
+def _first_inputs(env: MetaEnv) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(prev_action, prev_reward, prev_done) at the start of a trial."""
+    space = env.spec.action_space
+    dtype = jnp.dtype(space.dtype)
+    no_action = -1 if jnp.issubdtype(dtype, jnp.integer) else 0
+    return jnp.full(space.shape, no_action, dtype), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
+
+
+def _episode(env: MetaEnv, actor: Actor, params: Params, task: Task, key: jax.Array, carry: Carry,
+             prev: tuple, horizon: int, next_obs: bool, record_inputs: bool) -> tuple[tuple, Trajectory]:
+    """One episode from ``(carry, prev inputs)``. Returns ``((carry, prev_action, prev_reward), traj [T])``.
+
+    ``record_inputs``: store ``prev_action``, ``prev_reward``, ``prev_done`` in the extras (trials)."""
     reset_key, scan_key = jax.random.split(key)
     obs, state = env.reset(reset_key, task)
+    carry = actor.episode_start(params, carry, jax.random.fold_in(key, _EPISODE_START_KEY))
+    prev_action, prev_reward, prev_done = prev
 
-    def step(carry, step_key):
-        obs, state, alive, t = carry
+    def step(inner, step_key):
+        obs, state, alive, t, carry, prev_action, prev_reward, prev_done = inner
         act_key, env_key = jax.random.split(step_key)
-        action, log_prob = policy_fn(params, obs, act_key)
+        inputs = StepInputs(obs, prev_action, prev_reward, prev_done, t,
+                            *((state, task) if actor.privileged else (None, None)))
+        new_carry, action, log_prob, extras = actor.act(params, carry, inputs, act_key)
         out = env.step(env_key, state, action, task)
         mask = alive.astype(jnp.float32)
+        # A finished episode stays finished: keep its last state, observation and carry.
+        following_obs = _select(alive, out.obs, obs)
         transition = Trajectory(
             obs=obs,
             action=action,
@@ -72,42 +124,48 @@ def rollout_episode(
             mask=mask,
             log_prob=log_prob,
             time=t,
+            next_obs=following_obs if next_obs else None,
+            extras={**extras, "prev_action": prev_action, "prev_reward": prev_reward, "prev_done": prev_done}
+            if record_inputs else extras,
         )
-        # A finished episode stays finished: keep its last state and observation.
-        next_obs = _select(alive, out.obs, obs)
-        next_state = _select(alive, out.state, state)
-        return (next_obs, next_state, alive & ~out.terminated, t + 1), transition
+        next_inner = (
+            following_obs,
+            _select(alive, out.state, state),
+            alive & ~out.terminated,
+            t + 1,
+            _select(alive, new_carry, carry),
+            _select(alive, action, prev_action),
+            jnp.where(alive, out.reward, prev_reward),
+            jnp.zeros((), jnp.float32),
+        )
+        return next_inner, transition
 
-    init = (obs, state, jnp.ones((), bool), jnp.zeros((), jnp.int32))
-    _, trajectory = jax.lax.scan(step, init, jax.random.split(scan_key, horizon))
+    init = (obs, state, jnp.ones((), bool), jnp.zeros((), jnp.int32), carry, prev_action, prev_reward, prev_done)
+    final, trajectory = jax.lax.scan(step, init, jax.random.split(scan_key, horizon))
+    return (final[4], final[5], final[6]), trajectory
+
+
+def rollout_episode(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: Task, key: jax.Array,
+                    horizon: int | None = None, next_obs: bool = True) -> Trajectory:
+    """One episode of ``task``, from a fresh carry. Returns a :class:`Trajectory` with leaves [T, ...]."""
+    actor = as_actor(actor)
+    horizon = env.spec.horizon if horizon is None else horizon
+    carry = actor.initial_carry(params, jax.random.fold_in(key, _CARRY_KEY))
+    _, trajectory = _episode(env, actor, params, task, key, carry, _first_inputs(env), horizon, next_obs, False)
     return trajectory
 
 
-def rollout_episodes(
-    env: MetaEnv,
-    policy_fn: PolicyFn,
-    params: Params,
-    task: Task,
-    key: jax.Array,
-    num_episodes: int,
-    horizon: int | None = None,
-) -> Trajectory:
-    """``num_episodes`` independent episodes of one task. Leaves [E, T, ...]."""
+def rollout_episodes(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: Task, key: jax.Array,
+                     num_episodes: int, horizon: int | None = None, next_obs: bool = True) -> Trajectory:
+    """``num_episodes`` independent episodes of one task (each from a fresh carry). Leaves [E, T, ...]."""
     keys = jax.random.split(key, num_episodes)
-    return jax.vmap(lambda k: rollout_episode(env, policy_fn, params, task, k, horizon))(keys)
+    return jax.vmap(lambda k: rollout_episode(env, actor, params, task, k, horizon, next_obs))(keys)
 
 
-def rollout_tasks(
-    env: MetaEnv,
-    policy_fn: PolicyFn,
-    params: Params,
-    tasks: Task,
-    key: jax.Array,
-    num_episodes: int,
-    horizon: int | None = None,
-    params_per_task: bool = False,
-) -> Trajectory:
-    """Episodes for a batch of tasks (leading axis N). Leaves [N, E, T, ...].
+def rollout_tasks(env: MetaEnv, actor: Actor | PolicyFn, params: Params, tasks: Task, key: jax.Array,
+                  num_episodes: int, horizon: int | None = None, params_per_task: bool = False,
+                  next_obs: bool = True) -> Trajectory:
+    """Independent episodes for a batch of tasks (leading axis N). Leaves [N, E, T, ...].
 
     With ``params_per_task`` the params pytree has a leading task axis (e.g. adapted params).
     """
@@ -115,107 +173,70 @@ def rollout_tasks(
     keys = jax.random.split(key, num_tasks)
     params_axis = 0 if params_per_task else None
     return jax.vmap(
-        lambda p, t, k: rollout_episodes(env, policy_fn, p, t, k, num_episodes, horizon),
+        lambda p, t, k: rollout_episodes(env, actor, p, t, k, num_episodes, horizon, next_obs),
         in_axes=(params_axis, 0, 0),
     )(params, tasks, keys)
 
 
-def rollout_trial(
-    env: MetaEnv,
-    step_fn: RecurrentPolicyFn,
-    params: Params,
-    task: Task,
-    key: jax.Array,
-    init_carry: Any,
-    num_episodes: int | None = None,
-    horizon: int | None = None,
-) -> tuple[Trajectory, Any]:
-    """A trial: ``num_episodes`` consecutive episodes of one task with the policy carry kept.
+def rollout_trial(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: Task, key: jax.Array,
+                  num_episodes: int | None = None, horizon: int | None = None, next_obs: bool = True
+                  ) -> tuple[Trajectory, Carry]:
+    """A trial: ``num_episodes`` consecutive episodes of one task with the actor's carry kept.
 
-    The recurrent carry is initialised once per trial (``init_carry``) and never reset between
-    episodes; the environment is reset at every episode start. The policy sees
-    :class:`RecurrentInput` (observation, previous action, previous reward, episode-boundary
-    flag); these inputs are stored in ``trajectory.extras`` so a learner can replay the sequence.
-    Steps after a termination are masked and leave the carry unchanged.
+    The carry is initialised once per trial (``actor.initial_carry``), passed through
+    ``actor.episode_start`` at every episode start and never reset between episodes; the env is
+    reset at every episode start. The previous action/reward run on across episode boundaries and
+    ``prev_done`` flags the first step of every episode after the first; these inputs are recorded
+    in ``trajectory.extras`` (``prev_action``, ``prev_reward``, ``prev_done``) so a learner can
+    replay the trial.
 
     Returns ``(trajectory, final_carry)`` with trajectory leaves [K, T, ...].
     """
+    actor = as_actor(actor)
     num_episodes = env.spec.episodes_per_trial if num_episodes is None else num_episodes
     horizon = env.spec.horizon if horizon is None else horizon
-    action_shape = env.spec.action_space.shape
-    action_dtype = jnp.dtype(env.spec.action_space.dtype)
 
-    def episode(carry, episode_key):
-        policy_carry, prev_action, prev_reward, prev_done = carry
-        reset_key, scan_key = jax.random.split(episode_key)
-        obs, state = env.reset(reset_key, task)
-
-        def step(inner, step_key):
-            obs, state, alive, t, policy_carry, prev_action, prev_reward, prev_done = inner
-            act_key, env_key = jax.random.split(step_key)
-            inputs = RecurrentInput(obs, prev_action, prev_reward, prev_done)
-            new_carry, action, log_prob = step_fn(params, policy_carry, inputs, act_key)
-            out = env.step(env_key, state, action, task)
-            mask = alive.astype(jnp.float32)
-            transition = Trajectory(
-                obs=obs,
-                action=action,
-                reward=out.reward * mask,
-                terminated=out.terminated & alive,
-                mask=mask,
-                log_prob=log_prob,
-                time=t,
-                extras={"prev_action": prev_action, "prev_reward": prev_reward, "prev_done": prev_done},
-            )
-            next_inner = (
-                _select(alive, out.obs, obs),
-                _select(alive, out.state, state),
-                alive & ~out.terminated,
-                t + 1,
-                _select(alive, new_carry, policy_carry),
-                _select(alive, action, prev_action),
-                jnp.where(alive, out.reward, prev_reward),
-                jnp.zeros((), jnp.float32),
-            )
-            return next_inner, transition
-
-        init = (obs, state, jnp.ones((), bool), jnp.zeros((), jnp.int32),
-                policy_carry, prev_action, prev_reward, prev_done)
-        final, trajectory = jax.lax.scan(step, init, jax.random.split(scan_key, horizon))
-        policy_carry, prev_action, prev_reward = final[4], final[5], final[6]
+    def episode(state, episode_key):
+        carry, prev_action, prev_reward, prev_done = state
+        (carry, prev_action, prev_reward), trajectory = _episode(
+            env, actor, params, task, episode_key, carry, (prev_action, prev_reward, prev_done), horizon, next_obs,
+            True,
+        )
         # The next episode's first input flags the boundary.
-        return (policy_carry, prev_action, prev_reward, jnp.ones((), jnp.float32)), trajectory
+        return (carry, prev_action, prev_reward, jnp.ones((), jnp.float32)), trajectory
 
-    no_action = -1 if jnp.issubdtype(action_dtype, jnp.integer) else 0
-    init = (
-        init_carry,
-        jnp.full(action_shape, no_action, action_dtype),
-        jnp.zeros((), jnp.float32),
-        jnp.zeros((), jnp.float32),
-    )
-    final, trajectory = jax.lax.scan(episode, init, jax.random.split(key, num_episodes))
+    carry = actor.initial_carry(params, jax.random.fold_in(key, _CARRY_KEY))
+    final, trajectory = jax.lax.scan(episode, (carry, *_first_inputs(env)), jax.random.split(key, num_episodes))
     return trajectory, final[0]
 
 
-def rollout_trials(
-    env: MetaEnv,
-    step_fn: RecurrentPolicyFn,
-    params: Params,
-    tasks: Task,
-    key: jax.Array,
-    init_carry: Any,
-    trials_per_task: int,
-    num_episodes: int | None = None,
-    horizon: int | None = None,
-) -> Trajectory:
+def rollout_trials(env: MetaEnv, actor: Actor | PolicyFn, params: Params, tasks: Task, key: jax.Array,
+                   trials_per_task: int, num_episodes: int | None = None, horizon: int | None = None,
+                   next_obs: bool = True) -> Trajectory:
     """``trials_per_task`` independent trials of each task in a batch (leading axis N).
 
-    Every trial starts from ``init_carry`` (one carry, shared). Leaves [N, R, K, T, ...].
+    Leaves [N, R, K, T, ...].
     """
     num_tasks = jax.tree_util.tree_leaves(tasks)[0].shape[0]
     keys = jax.random.split(key, (num_tasks, trials_per_task))
 
     def one(task, k):
-        return rollout_trial(env, step_fn, params, task, k, init_carry, num_episodes, horizon)[0]
+        return rollout_trial(env, actor, params, task, k, num_episodes, horizon, next_obs)[0]
 
     return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(tasks, keys)
+
+
+@struct.dataclass
+class StepFnActor(ActorBase):
+    """An actor from a recurrent step function ``step_fn(params, carry, inputs, key) -> (carry, action,
+    log_prob)`` and the carry every trial starts from (handy for scripted policies and tests)."""
+
+    step_fn: Callable = struct.field(pytree_node=False)
+    init_carry: Any = None
+
+    def initial_carry(self, params, key):
+        return self.init_carry
+
+    def act(self, params, carry, inputs: StepInputs, key):
+        carry, action, log_prob = self.step_fn(params, carry, inputs, key)
+        return carry, action, log_prob, {}

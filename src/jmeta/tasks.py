@@ -29,9 +29,14 @@ class TaskDistribution(Protocol):
     def sample(self, key: jax.Array) -> Task: ...
 
 
-def sample_tasks(dist: TaskDistribution, key: jax.Array, num: int) -> Task:
-    """``num`` i.i.d. tasks stacked on a leading axis."""
-    return jax.vmap(dist.sample)(jax.random.split(key, num))
+def sample_tasks(dist: TaskDistribution, key: jax.Array, num: int, sharding: Any = None) -> Task:
+    """``num`` i.i.d. tasks stacked on a leading axis: the one place where training task batches are
+    drawn. With a ``jax.sharding.Sharding`` of the task axis (a device mesh), the batch is
+    constrained to it, so everything vmapped over tasks downstream is split across devices."""
+    tasks = jax.vmap(dist.sample)(jax.random.split(key, num))
+    if sharding is not None:
+        tasks = jax.lax.with_sharding_constraint(tasks, sharding)
+    return tasks
 
 
 @struct.dataclass

@@ -17,14 +17,15 @@ import sys  # noqa: E402
 import tyro  # noqa: E402
 
 from jmeta.cli_common import run_cli  # noqa: E402
-from jmeta.config import TrainConfig  # noqa: E402
+from jmeta.config import TrainConfig, cli_config_class, from_cli, preset_config, to_cli  # noqa: E402
+from jmeta.errors import ConfigError  # noqa: E402
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """Parses the command line into a TrainConfig (preset for --algo/--env, or the resumed run's)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--algo", default="maml")
+    pre.add_argument("--algo", default=None)
     pre.add_argument("--env", default="point_nav")
     pre.add_argument("--resume", default=None)
     known, _ = pre.parse_known_args(argv)
@@ -32,11 +33,13 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         from jmeta.trainer import load_run_config
 
         default = load_run_config(known.resume)
+        if known.algo is not None and known.algo != default.algo:
+            raise ConfigError(f"algo: cannot change on resume ({default.algo!r} in the run, {known.algo!r} requested)")
     else:
-        from jmeta.presets import preset_config
-
-        default = preset_config(known.algo, known.env)
-    return tyro.cli(TrainConfig, default=default, args=argv, description=__doc__, prog="python -m jmeta.train")
+        default = preset_config(known.algo or "maml", known.env)
+    parsed = tyro.cli(cli_config_class(default.algo), default=to_cli(default), args=argv, description=__doc__,
+                      prog="python -m jmeta.train")
+    return from_cli(parsed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,14 @@ Each chunk is one compiled call that runs ``chunk_size`` meta-iterations with ``
 key of iteration ``i`` is ``fold_in(train_key, i)``, so a run interrupted at a chunk boundary and
 resumed from its checkpoint computes exactly the same iterations as an uninterrupted run.
 SIGINT/SIGTERM are caught: the current chunk finishes, a checkpoint is written, the run stops.
-A non-finite loss or parameter stops the run, saves the last good state and raises.
+A non-finite metric or parameter stops the run: inside the compiled chunk, the state stops
+advancing at the first non-finite iteration (so the chunk returns the last good state without a
+second copy of the state being kept on device), the good iterations are logged, that state is
+saved, and the run raises.
+
+The trainer knows no algorithm: it uses the :class:`~jmeta.algos.base.MetaLearner` interface
+(``init``, ``meta_step``, ``evaluate``, ``headline``, ``env_steps_per_iteration``). The place for a
+device mesh is :func:`build` (the algorithm's ``task_sharding``).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import numpy as np
 import jmeta
 from jmeta import plots
 from jmeta.algos import make_algorithm
-from jmeta.algos.base import Algorithm
+from jmeta.algos.base import MetaLearner
 from jmeta.checkpoint import Checkpointer
 from jmeta.config import TrainConfig
 from jmeta.envs import RescaleActions, make
@@ -53,12 +60,17 @@ class RunResult:
     final_eval: EvalResult | None
 
 
-def build(config: TrainConfig) -> tuple[MetaEnv, TaskDistribution, Algorithm]:
-    """Environment, task distribution and algorithm for a validated config."""
+def build(config: TrainConfig, task_sharding: Any = None) -> tuple[MetaEnv, TaskDistribution, MetaLearner]:
+    """Environment, task distribution and algorithm for a validated config.
+
+    ``task_sharding``: a sharding of the task axis over a device mesh (None: one device); every
+    task batch the algorithm samples is constrained to it.
+    """
     env, dist = make(config.env, config.env_variant, **config.env_overrides())
     if config.rescale_actions and isinstance(env.spec.action_space, Box):
         env = RescaleActions(env, config.action_scale)
-    algo = make_algorithm(config.algo, env, dist, config.algo_config, config.meta_batch_size)
+    algo = make_algorithm(config.algo, env, dist, config.algo_config, config.meta_batch_size,
+                          task_sharding=task_sharding)
     return env, dist, algo
 
 
@@ -109,23 +121,32 @@ def _new_run_dir(config: TrainConfig) -> str:
     return path
 
 
-def _make_chunk_fn(algo: Algorithm):
-    """``(state, train_key, length) -> (state, metrics [length])`` compiled per static length."""
-
-    def run_chunk(state, train_key, length):
-        def body(s, _):
-            return algo.meta_step(s, jax.random.fold_in(train_key, s.iteration))
-
-        return jax.lax.scan(body, state, None, length=length)
-
-    # No buffer donation: the pre-chunk state is kept as the last good state for the NaN guard.
-    return jax.jit(run_chunk, static_argnums=2)
-
-
-@jax.jit
 def _all_finite(tree) -> jax.Array:
+    """True when every floating leaf of ``tree`` is finite (traceable)."""
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def _make_chunk_fn(algo: MetaLearner):
+    """``(state, train_key, length) -> (state, metrics [length], finite [length])``, compiled per static length.
+
+    Once an iteration produces a non-finite metric or parameter, the state stops advancing: the
+    chunk returns the last good state and ``finite`` marks the iterations that were good. The
+    input state is donated, so no second copy of a large state (e.g. replay buffers) is kept.
+    """
+
+    def run_chunk(state, train_key, length):
+        def body(carry, _):
+            s, ok = carry
+            new, metrics = algo.meta_step(s, jax.random.fold_in(train_key, s.iteration))
+            ok = ok & _all_finite((new.params, metrics))
+            s = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, s)
+            return (s, ok), (metrics, ok)
+
+        (state, _), (metrics, finite) = jax.lax.scan(body, (state, jnp.asarray(True)), None, length=length)
+        return state, metrics, finite
+
+    return jax.jit(run_chunk, static_argnums=2, donate_argnums=0)
 
 
 class _StopFlag:
@@ -159,13 +180,8 @@ def _crossed(every: int, iteration: int, length: int) -> bool:
     return every > 0 and iteration // every > (iteration - length) // every
 
 
-def _status(record: dict[str, Any]) -> str:
-    parts = []
-    for name, label in (("train/return_pre", "pre"), ("train/return_post", "post")):
-        if name in record:
-            parts.append(f"{label} {record[name]:.1f}")
-    for name in plots.first_and_last_episode(record):
-        parts.append(f"ep{name.removeprefix('train/return_episode')} {record[name]:.2f}")
+def _status(record: dict[str, Any], headline: dict[str, str]) -> str:
+    parts = [f"{label} {record[name]:.3g}" for name, label in headline.items() if name in record]
     if "perf/env_steps_per_s" in record:
         parts.append(f"{record['perf/env_steps_per_s']:.3g} steps/s")
     return " | ".join(parts)
@@ -221,7 +237,7 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
         return result
 
     end = config.meta_iters if stop_after is None else min(config.meta_iters, stop_after)
-    progress = ProgressBar(config.meta_iters, start, config.progress, f"{config.algo} on {config.env}")
+    progress = ProgressBar(config.meta_iters, start, config.progress, f"{algo.name} on {config.env}")
     interrupted = False
     last_saved = start if config.resume else None
     compiled: dict[int, Any] = {}  # chunk length -> AOT-compiled executable
@@ -238,22 +254,12 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
                     compile_s = time.perf_counter() - t0
                     log.write({"kind": "perf", "iteration": iteration, "perf/compile_s": compile_s, "chunk_length": length})
                     t0 = time.perf_counter()
-                previous = state
-                state, chunk_metrics = compiled[length](state, train_key)
-                chunk_metrics = jax.device_get(chunk_metrics)
+                state, chunk_metrics, finite = compiled[length](state, train_key)
+                chunk_metrics, finite = jax.device_get((chunk_metrics, finite))
                 elapsed = time.perf_counter() - t0
-                if not bool(_all_finite((state.params, chunk_metrics))):
-                    bad = sorted(k for k, v in chunk_metrics.items() if not np.all(np.isfinite(v)))
-                    finite = np.all([np.isfinite(np.asarray(v)) for v in chunk_metrics.values()], axis=0)
-                    first_bad = iteration + 1 + (int(np.argmin(finite)) if not finite.all() else length - 1)
-                    if last_saved != iteration:
-                        save(previous)
-                    raise NonFiniteError(
-                        f"non-finite values in training at iteration {first_bad} ({', '.join(bad) or 'parameters'}); "
-                        f"stopped; last good checkpoint is iteration {iteration} in {checkpointer.directory}"
-                    )
+                good = int(finite.sum())  # iterations before the first non-finite one
                 steps_per_s = steps_per_iter * length / elapsed
-                for j in range(length):
+                for j in range(good):
                     record = {"kind": "train", "iteration": iteration + j + 1,
                               "env_steps": (iteration + j + 1) * steps_per_iter,
                               **{k: float(v[j]) for k, v in chunk_metrics.items()},
@@ -262,8 +268,17 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
                     log.write(record)
                     if tb:
                         tb.write(record, iteration + j + 1)
+                if good < length:
+                    bad = sorted(k for k, v in chunk_metrics.items() if not np.isfinite(v[good]))
+                    iteration += good
+                    if last_saved != iteration:
+                        save(state)  # the chunk returned the last good state
+                    raise NonFiniteError(
+                        f"non-finite values in training at iteration {iteration + 1} ({', '.join(bad) or 'parameters'}); "
+                        f"stopped; last good checkpoint is iteration {iteration} in {checkpointer.directory}"
+                    )
                 iteration += length
-                progress.update(iteration, _status(record))
+                progress.update(iteration, _status(record, algo.headline()))
                 if _crossed(config.eval_every, iteration, length) and iteration < config.meta_iters:
                     run_eval(state)
                 if _crossed(config.checkpoint_every, iteration, length) or iteration >= config.meta_iters:
@@ -285,7 +300,7 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
         with open(os.path.join(run_dir, "eval.json"), "w", encoding="utf-8") as f:
             json.dump({"iteration": iteration, **final_eval.to_dict()}, f, indent=2)
         if config.plots:
-            write_plots(run_dir, config, final_eval)
+            write_plots(run_dir, config, final_eval, algo.headline())
     log.close()
     if tb:
         tb.close()
@@ -293,13 +308,13 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
     return RunResult(run_dir=run_dir, state=state, iteration=iteration, interrupted=interrupted, final_eval=final_eval)
 
 
-def write_plots(run_dir: str, config: TrainConfig, final_eval: EvalResult | None) -> list[str]:
+def write_plots(run_dir: str, config: TrainConfig, final_eval: EvalResult | None, headline: dict[str, str]) -> list[str]:
     metrics_path = os.path.join(run_dir, METRICS_FILE)
     title = f"{config.algo} on {config.env} ({config.env_variant}), seed {config.seed}"
     paths = [plots.learning_curve(read_metrics(metrics_path, "train"), read_metrics(metrics_path, "eval"),
-                                  os.path.join(run_dir, "plots", "learning_curve.png"), title)]
+                                  headline, os.path.join(run_dir, "plots", "learning_curve.png"), title)]
     if final_eval is not None:
-        paths.append(plots.adaptation_curve(final_eval.mean, final_eval.stderr, final_eval.axis,
+        paths.append(plots.adaptation_curve(final_eval.mean, final_eval.stderr, final_eval.axis_label,
                                             os.path.join(run_dir, "plots", "adaptation_curve.png"),
                                             f"{title}\n{final_eval.num_tasks} held-out tasks"))
     return paths

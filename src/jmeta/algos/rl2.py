@@ -9,41 +9,151 @@ the episode boundaries inside it (``gamma`` discounts over the whole trial).
 
 One meta-iteration, all inside ``jax.jit``:
   1. sample ``meta_batch_size`` tasks; roll out ``trials_per_task`` trials of each
-     (:func:`jmeta.rollout.rollout_trials`, leaves [N, R, K, T, ...]);
+     (:func:`jmeta.rollout.rollout_trials` with the network as the actor, leaves [N, R, K, T, ...]);
   2. replay the trials with the behaviour params for the values; GAE(gamma, lambda) over each
      flattened trial [K * T] (masked steps are transparent, :mod:`jmeta.rl.returns`);
   3. PPO: ``ppo_epochs`` passes, each over ``num_minibatches`` shuffled minibatches of whole
      trials; each minibatch replays its trials from the zero state with the current params
      (backpropagation through the whole trial, or truncated every ``bptt_truncation`` steps),
-     clipped surrogate + value loss - entropy bonus, Adam with global-norm clipping.
+     PPO's loss (:func:`jmeta.rl.ppo.ppo_loss`), Adam with global-norm clipping, through the shared
+     epoch/minibatch loop (:func:`jmeta.rl.ppo.update_minibatches`).
 
-Meta-test (:meth:`RL2.adapt_and_evaluate`): trials on the held-out tasks, the return of each
-episode of the trial (``eval/return_episode{k}``, k = 0 for the first episode), averaged over
-``eval_trials_per_task`` trials per task.
+Meta-test (:meth:`RL2.evaluate`): trials on the held-out tasks, the return of each episode of the
+trial (axis "episode", k = 0 for the first episode), averaged over ``eval_trials_per_task`` trials
+per task.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import jax
-import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jmeta.config import RL2Config
-from jmeta.envs.base import MetaEnv
+from jmeta.algos.base import EvalOut, MetaLearner, Preset
+from jmeta.networks.mlp import ACTIVATIONS
 from jmeta.networks.recurrent import RecurrentActorCritic
+from jmeta.rl import ppo
 from jmeta.rl import returns as rl_returns
-from jmeta.rl import surrogates
-from jmeta.rl.surrogates import global_norm
 from jmeta.rollout import rollout_trials
-from jmeta.tasks import TaskDistribution, sample_tasks
 from jmeta.types import Metrics, Params, Trajectory
+from jmeta.validation import check
 
 #: Above this many episodes per trial, training logs only the first and last episode's return.
 _MAX_LOGGED_EPISODES = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class RL2Config:
+    """RL² (Duan et al. 2016): a GRU policy over whole trials, trained with PPO."""
+
+    trials_per_task: int = 1
+    """Trials sampled per task per meta-iteration (each starts from a zero recurrent state)."""
+    episodes_per_trial: int | None = None
+    """Episodes per trial during meta-training (None: the environment's)."""
+    hidden_size: int = 128
+    """GRU width."""
+    embed_sizes: tuple[int, ...] = (64,)
+    """MLP layers applied to (obs, previous action, previous reward, done) before the GRU (may be empty: --rl2.embed-sizes)."""
+    head_sizes: tuple[int, ...] = (64,)
+    """Hidden layers of the policy and value heads on the GRU output (may be empty)."""
+    activation: Literal["relu", "tanh", "elu", "gelu", "swish"] = "tanh"
+    """Activation of the embedding and head MLPs."""
+    shared_core: bool = True
+    """One GRU for policy and value; --rl2.no-shared-core gives the value its own GRU."""
+    init_std: float = 1.0
+    """Initial standard deviation of the Gaussian policy (continuous actions)."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clipping (0: off)."""
+    ppo_epochs: int = 4
+    """PPO passes over the meta-batch per meta-iteration."""
+    num_minibatches: int = 4
+    """Minibatches per epoch; whole trials are split, so it must divide meta_batch_size * trials_per_task."""
+    clip_eps: float = 0.2
+    """PPO ratio clipping epsilon."""
+    value_clip_eps: float = 0.0
+    """Clip the value update around the old values (0: no value clipping)."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    gamma: float = 0.99
+    """Discount, applied across the episodes of a trial (the trial is one RL² episode)."""
+    gae_lambda: float = 0.95
+    """GAE lambda, across episode boundaries within the trial."""
+    normalize_advantages: bool = True
+    """Standardise advantages per minibatch."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this for the value targets and advantages (logged returns are unscaled);
+    keeps value losses O(1) when trial returns are large (e.g. tabular_mdp: 0.1)."""
+    bptt_truncation: int = 0
+    """Truncated BPTT: cut the gradient through the GRU state every this many steps of the trial (0: full trial)."""
+    eval_trials_per_task: int = 4
+    """Meta-test: trials per held-out task (the per-episode return is averaged over them)."""
+    eval_episodes: int | None = None
+    """Meta-test: episodes per trial (None: as in training), e.g. longer to test generalisation."""
+    eval_deterministic: bool = False
+    """Meta-test with the mode of the action distribution instead of sampling."""
+
+    def validate(self, prefix: str, meta_batch_size: int | None = None) -> None:
+        p = prefix + "."
+        check(self.trials_per_task >= 1, p + "trials_per_task", "must be >= 1", self.trials_per_task)
+        check(self.episodes_per_trial is None or self.episodes_per_trial >= 1, p + "episodes_per_trial", "must be >= 1", self.episodes_per_trial)
+        check(self.hidden_size >= 1, p + "hidden_size", "must be >= 1", self.hidden_size)
+        check(all(h >= 1 for h in self.embed_sizes), p + "embed_sizes", "must be positive layer widths", self.embed_sizes)
+        check(all(h >= 1 for h in self.head_sizes), p + "head_sizes", "must be positive layer widths", self.head_sizes)
+        check(self.activation in ACTIVATIONS, p + "activation", f"must be one of {sorted(ACTIVATIONS)}", self.activation)
+        check(self.init_std > 0, p + "init_std", "must be > 0", self.init_std)
+        check(self.lr > 0, p + "lr", "must be > 0", self.lr)
+        check(self.max_grad_norm >= 0, p + "max_grad_norm", "must be >= 0", self.max_grad_norm)
+        check(self.ppo_epochs >= 1, p + "ppo_epochs", "must be >= 1", self.ppo_epochs)
+        check(self.num_minibatches >= 1, p + "num_minibatches", "must be >= 1", self.num_minibatches)
+        if meta_batch_size is not None:
+            trials = meta_batch_size * self.trials_per_task
+            check(trials % self.num_minibatches == 0, p + "num_minibatches",
+                   f"must divide meta_batch_size * trials_per_task = {trials}", self.num_minibatches)
+        check(0 < self.clip_eps < 1, p + "clip_eps", "must be in (0, 1)", self.clip_eps)
+        check(self.value_clip_eps >= 0, p + "value_clip_eps", "must be >= 0", self.value_clip_eps)
+        check(self.value_coef >= 0, p + "value_coef", "must be >= 0", self.value_coef)
+        check(self.entropy_coef >= 0, p + "entropy_coef", "must be >= 0", self.entropy_coef)
+        check(0 <= self.gamma <= 1, p + "gamma", "must be in [0, 1]", self.gamma)
+        check(0 <= self.gae_lambda <= 1, p + "gae_lambda", "must be in [0, 1]", self.gae_lambda)
+        check(self.reward_scale > 0, p + "reward_scale", "must be > 0", self.reward_scale)
+        check(self.bptt_truncation >= 0, p + "bptt_truncation", "must be >= 0", self.bptt_truncation)
+        check(self.eval_trials_per_task >= 1, p + "eval_trials_per_task", "must be >= 1", self.eval_trials_per_task)
+        check(self.eval_episodes is None or self.eval_episodes >= 1, p + "eval_episodes", "must be >= 1", self.eval_episodes)
+
+
+#: Tiny settings for tests.
+TINY = RL2Config(hidden_size=16, embed_sizes=(8,), head_sizes=(8,), num_minibatches=2, ppo_epochs=2,
+                 eval_trials_per_task=2)
+
+PRESETS: dict[str, Preset] = {
+    "grid_nav": Preset(
+        run={"meta_iters": 500, "meta_batch_size": 64, "chunk_size": 25, "eval_every": 50, "checkpoint_every": 50},
+        algo={"hidden_size": 128, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4, "entropy_coef": 0.01},
+        source="VariBAD's GridNavi (4 episodes x 15 steps per trial). lmzintgraf/varibad "
+               "config/gridworld/args_grid_rl2.py trains A2C with 16 processes for 1e8 frames (GRU 64, gamma "
+               "0.95); here PPO over whole trials, 64 tasks per iteration, 500 iterations (1.9M steps)",
+    ),
+    "bandit": Preset(
+        run={"meta_iters": 1000, "meta_batch_size": 128, "chunk_size": 50, "eval_every": 100,
+             "checkpoint_every": 100, "eval_tasks": 200},
+        algo={"hidden_size": 64, "embed_sizes": (32,), "head_sizes": (32,), "lr": 1e-3},
+        source="RL² bandits (default variant: 5 arms, 10 pulls per trial); the learning test's setting run longer",
+    ),
+    "tabular_mdp": Preset(
+        run={"meta_iters": 500, "meta_batch_size": 64, "chunk_size": 25, "eval_every": 50, "checkpoint_every": 50},
+        algo={"hidden_size": 128, "lr": 1e-3, "reward_scale": 0.1},
+        source="RL² random tabular MDPs (10 states, 5 actions, 10 episodes of 10 steps per trial). Trial returns "
+               "are about 100: rewards scaled by 0.1 for the value targets (unscaled, the value loss swamped the "
+               "policy gradient under global-norm clipping and nothing was learned in 500 iterations)",
+    ),
+}
 
 
 @struct.dataclass
@@ -81,17 +191,14 @@ def trial_gae(rewards: jax.Array, values: jax.Array, mask: jax.Array, gamma, lam
 
 
 @dataclasses.dataclass(frozen=True)
-class RL2:
+class RL2(MetaLearner[RL2Config, RL2State]):
     """RL² meta-learner over ``env`` and ``task_dist``. See the module docstring."""
 
-    env: MetaEnv
-    task_dist: TaskDistribution
-    config: RL2Config
-    meta_batch_size: int
-    name: str = "rl2"
-
-    def __post_init__(self):
-        self.config.validate("rl2", self.meta_batch_size)  # also when built from Python, not the CLI
+    name: ClassVar[str] = "rl2"
+    Config: ClassVar[type] = RL2Config
+    TINY: ClassVar[RL2Config] = TINY
+    PRESETS: ClassVar[dict[str, Preset]] = PRESETS
+    EVAL_AXIS: ClassVar[str] = "episode"
 
     # ------------------------------------------------------------------ setup
     @property
@@ -120,18 +227,22 @@ class RL2:
     def init(self, key: jax.Array) -> RL2State:
         net = self.network
         params = net.init(key, net.input_size(self.env.spec.observation_space))
-        return RL2State(params=params, opt_state=self.optimizer.init(params), iteration=jnp.zeros((), jnp.int32))
+        return RL2State(params=params, opt_state=self.optimizer.init(params), iteration=jax.numpy.zeros((), jax.numpy.int32))
 
     def env_steps_per_iteration(self) -> int:
         return self.num_trials * self.episodes_per_trial * self.env.spec.horizon
+
+    def headline(self) -> dict[str, str]:
+        last = self.episodes_per_trial - 1
+        return {"train/return_episode0": "ep0", f"train/return_episode{last}": f"ep{last}"}
 
     # ------------------------------------------------------------------ data
     def collect(self, params: Params, tasks: Any, key: jax.Array, trials_per_task: int, num_episodes: int,
                 deterministic: bool = False) -> Trajectory:
         """Trials of each task under ``params``. Leaves [N, R, K, T, ...]."""
         net = self.network
-        policy = net.deterministic if deterministic else net.sample
-        return rollout_trials(self.env, policy, params, tasks, key, net.initial_carry(), trials_per_task, num_episodes)
+        actor = net.deterministic_actor() if deterministic else net
+        return rollout_trials(self.env, actor, params, tasks, key, trials_per_task, num_episodes, next_obs=False)
 
     def trial_batch(self, params: Params, trials: Trajectory) -> TrialBatch:
         """Values of the behaviour params and GAE targets for trials with leaves [B, K, T, ...].
@@ -151,64 +262,32 @@ class RL2:
         t = batch.traj
         log_prob, value, entropy = jax.vmap(lambda tr: self.network.unroll(params, tr, c.bptt_truncation))(t)
         adv = rl_returns.normalize(batch.advantages, t.mask) if c.normalize_advantages else batch.advantages
-        policy_objective = surrogates.ppo_clip_objective(log_prob, t.log_prob, adv, t.mask, c.clip_eps)
-        value_error = (value - batch.targets) ** 2
-        if c.value_clip_eps > 0:
-            clipped = batch.old_values + jnp.clip(value - batch.old_values, -c.value_clip_eps, c.value_clip_eps)
-            value_error = jnp.maximum(value_error, (clipped - batch.targets) ** 2)
-        value_loss = 0.5 * surrogates.masked_mean(value_error, t.mask)
-        mean_entropy = surrogates.masked_mean(entropy, t.mask)
-        total = -policy_objective + c.value_coef * value_loss - c.entropy_coef * mean_entropy
-        log_ratio = log_prob - t.log_prob
-        info = {
-            "train/policy_loss": -policy_objective,
-            "train/value_loss": value_loss,
-            "train/entropy": mean_entropy,
-            "train/approx_kl": surrogates.masked_mean(jnp.exp(log_ratio) - 1.0 - log_ratio, t.mask),
-            "train/clip_fraction": surrogates.masked_mean((jnp.abs(jnp.exp(log_ratio) - 1.0) > c.clip_eps).astype(jnp.float32), t.mask),
-        }
-        return total, info
-
-    def _ppo_update(self, params: Params, opt_state: Any, batch: TrialBatch, key: jax.Array):
-        c = self.config
-        size = self.num_trials // c.num_minibatches
-
-        def minibatch_step(carry, indices):
-            params, opt_state = carry
-            mb = jax.tree_util.tree_map(lambda x: x[indices], batch)
-            (_, info), grads = jax.value_and_grad(self.loss, has_aux=True)(params, mb)
-            updates, opt_state = self.optimizer.update(grads, opt_state, params)
-            info = {**info, "train/grad_norm": global_norm(grads)}
-            return (optax.apply_updates(params, updates), opt_state), info
-
-        def epoch(carry, epoch_key):
-            order = jax.random.permutation(epoch_key, self.num_trials).reshape(c.num_minibatches, size)
-            return jax.lax.scan(minibatch_step, carry, order)
-
-        (params, opt_state), infos = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, c.ppo_epochs))
-        first = jax.tree_util.tree_map(lambda x: x[0, 0], infos)  # first minibatch, before any update
-        last = jax.tree_util.tree_map(lambda x: x[-1].mean(), infos)
-        return params, opt_state, first, last
+        return ppo.ppo_loss(log_prob, t.log_prob, adv, value, batch.old_values, batch.targets, entropy, t.mask,
+                            clip_eps=c.clip_eps, value_clip_eps=c.value_clip_eps, value_coef=c.value_coef,
+                            entropy_coef=c.entropy_coef)
 
     # ------------------------------------------------------------------ meta-iteration
     def meta_step(self, state: RL2State, key: jax.Array) -> tuple[RL2State, Metrics]:
         c = self.config
         task_key, rollout_key, update_key = jax.random.split(key, 3)
-        tasks = sample_tasks(self.task_dist, task_key, self.meta_batch_size)
+        tasks = self.sample_tasks(task_key)
         traj = self.collect(state.params, tasks, rollout_key, c.trials_per_task, self.episodes_per_trial)
         trials = jax.tree_util.tree_map(lambda x: x.reshape(self.num_trials, *x.shape[2:]), traj)  # [B, K, T]
         batch = self.trial_batch(state.params, trials)
-        params, opt_state, first, last = self._ppo_update(state.params, state.opt_state, batch, update_key)
+        params, opt_state, infos = ppo.update_minibatches(self.loss, self.optimizer, state.params, state.opt_state,
+                                                          batch, update_key, c.ppo_epochs, c.num_minibatches)
+        first = jax.tree_util.tree_map(lambda x: x[0, 0], infos)  # first minibatch, before any update
+        last = jax.tree_util.tree_map(lambda x: x[-1].mean(), infos)
 
         episode_returns = trials.episode_return().mean(axis=0)  # [K]
         metrics = {
             "train/return_trial": episode_returns.sum(),
-            "train/entropy": first["train/entropy"],
-            "train/value_loss": first["train/value_loss"],
-            "train/policy_loss": last["train/policy_loss"],
-            "train/approx_kl": last["train/approx_kl"],
-            "train/clip_fraction": last["train/clip_fraction"],
-            "train/grad_norm": first["train/grad_norm"],
+            "train/entropy": first["entropy"],
+            "train/value_loss": first["value_loss"],
+            "train/policy_loss": last["policy_loss"],
+            "train/approx_kl": last["approx_kl"],
+            "train/clip_fraction": last["clip_fraction"],
+            "train/grad_norm": first["grad_norm"],
         }
         num_episodes = self.episodes_per_trial
         logged = range(num_episodes) if num_episodes <= _MAX_LOGGED_EPISODES else (0, num_episodes - 1)
@@ -217,10 +296,9 @@ class RL2:
         return RL2State(params=params, opt_state=opt_state, iteration=state.iteration + 1), metrics
 
     # ------------------------------------------------------------------ meta-test
-    def adapt_and_evaluate(self, state: RL2State, tasks: Any, key: jax.Array) -> Metrics:
-        """Return of each episode of a trial on each task, averaged over trials: [N] arrays."""
+    def evaluate(self, state: RL2State, tasks: Any, key: jax.Array) -> EvalOut:
+        """Return of each episode of a trial on each task, averaged over trials: [N, K]."""
         c = self.config
         num_episodes = c.eval_episodes or self.episodes_per_trial
         traj = self.collect(state.params, tasks, key, c.eval_trials_per_task, num_episodes, c.eval_deterministic)
-        per_episode = traj.episode_return().mean(axis=1)  # [N, K]
-        return {f"eval/return_episode{k}": per_episode[:, k] for k in range(num_episodes)}
+        return EvalOut(returns=traj.episode_return().mean(axis=1), axis="episode")

@@ -1,11 +1,11 @@
 """Non-learning reference policies for the bandit and grid_nav tasks.
 
-Every policy is a recurrent step function with the signature of
-:data:`jmeta.rollout.RecurrentPolicyFn`, ``step_fn(params, carry, inputs, key) -> (carry, action,
-log_prob)``, plus its initial carry, so it runs through the real trial engine
-(:func:`jmeta.rollout.rollout_trial`) under ``jit``/``vmap`` exactly like an RL² agent: it sees
-only the observation and the previous action, reward and done flag. Oracles (``uses_task=True``)
-take the task as ``params``; the others ignore ``params``.
+Every policy is an actor of :mod:`jmeta.rollout` built from a recurrent step function
+``step_fn(params, carry, inputs, key) -> (carry, action, log_prob)`` and its initial carry, so it
+runs through the real trial engine (:func:`jmeta.rollout.rollout_trial`) under ``jit``/``vmap``
+exactly like an RL² agent: it sees only the observation and the previous action, reward and done
+flag. Oracles (``uses_task=True``) are privileged actors: their step function receives the task
+(from the engine's privileged view) as ``params``; the others ignore ``params``.
 
 ``log_prob`` is the log-probability of the chosen action where it has a closed form (uniform
 random, greedy ties, deterministic choices); Thompson sampling returns 0.
@@ -27,23 +27,39 @@ from flax import struct
 
 from jmeta.envs.base import MetaEnv, Task
 from jmeta.envs.grid_nav import GridNavParams, candidate_goals, manhattan, move
-from jmeta.rollout import RecurrentInput, RecurrentPolicyFn, rollout_trial
-from jmeta.types import Trajectory
+from jmeta.rollout import rollout_trial
+from jmeta.types import StepInputs, Trajectory
+
+RecurrentInput = StepInputs  # what the step functions below read: obs, prev_action, prev_reward, prev_done
 
 
 @dataclasses.dataclass(frozen=True)
 class ReferencePolicy:
-    """A non-learning policy for :func:`jmeta.rollout.rollout_trial`.
+    """A non-learning actor for :func:`jmeta.rollout.rollout_trial`.
 
     name: short label; init_carry: the carry at the start of a trial (a pytree of arrays);
-    step_fn: the recurrent step function; uses_task: the policy is an oracle and its ``params``
-    must be the task.
+    step_fn: the recurrent step function; uses_task: the policy is an oracle, a privileged actor
+    whose step function gets the task as ``params``.
     """
 
     name: str
     init_carry: Any
-    step_fn: RecurrentPolicyFn
+    step_fn: Any
     uses_task: bool = False
+
+    @property
+    def privileged(self) -> bool:
+        return self.uses_task
+
+    def initial_carry(self, params: Any, key: jax.Array) -> Any:
+        return self.init_carry
+
+    def episode_start(self, params: Any, carry: Any, key: jax.Array) -> Any:
+        return carry
+
+    def act(self, params: Any, carry: Any, inputs: StepInputs, key: jax.Array):
+        carry, action, log_prob = self.step_fn(inputs.task if self.uses_task else params, carry, inputs, key)
+        return carry, action, log_prob, {}
 
 
 def run_trials(
@@ -61,8 +77,7 @@ def run_trials(
     num_tasks = jax.tree_util.tree_leaves(tasks)[0].shape[0]
 
     def one(task, k):
-        params = task if policy.uses_task else None
-        return rollout_trial(env, policy.step_fn, params, task, k, policy.init_carry, num_episodes)
+        return rollout_trial(env, policy, None, task, k, num_episodes)
 
     return jax.jit(jax.vmap(one))(tasks, jax.random.split(key, num_tasks))
 

@@ -80,3 +80,43 @@ class Categorical:
         p = jnp.exp(self._log_probs())
         t = tangent.logits
         return Categorical(logits=p * t - p * jnp.sum(p * t, axis=-1, keepdims=True))
+
+
+@struct.dataclass
+class TanhGaussian:
+    """``a = tanh(u)``, ``u ~ N(mean, exp(log_std)^2)`` diagonal: actions in (-1, 1)^d (SAC, PEARL).
+
+    mean, log_std: [..., d]. ``log_prob(a) = log N(u) - sum_i log(1 - tanh(u_i)^2)`` with the
+    correction written as ``2 (log 2 - u - softplus(-2u))`` (stable for large |u|). Prefer
+    :meth:`sample_and_log_prob`, which uses the pre-squash sample ``u``; :meth:`log_prob` inverts
+    ``a`` with ``atanh`` (clipped to ``1 - 1e-6``), which loses precision near the bounds.
+    There is no closed-form entropy or KL; SAC estimates the entropy with ``-log_prob`` of samples.
+    """
+
+    mean: jax.Array
+    log_std: jax.Array
+
+    def _base(self) -> DiagGaussian:
+        return DiagGaussian(self.mean, self.log_std)
+
+    @staticmethod
+    def _log_det_jacobian(u: jax.Array) -> jax.Array:
+        """``sum_i log(1 - tanh(u_i)^2)``: [..., d] -> [...]."""
+        return jnp.sum(2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u)), axis=-1)
+
+    def sample_and_log_prob(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(action [..., d], log_prob [...])`` from one reparameterised draw (differentiable)."""
+        base = self._base()
+        u = base.sample(key)
+        return jnp.tanh(u), base.log_prob(u) - self._log_det_jacobian(u)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return jnp.tanh(self._base().sample(key))
+
+    def log_prob(self, x: jax.Array) -> jax.Array:
+        """[..., d] actions in (-1, 1) -> [...]."""
+        u = jnp.arctanh(jnp.clip(x, -1.0 + 1e-6, 1.0 - 1e-6))
+        return self._base().log_prob(u) - self._log_det_jacobian(u)
+
+    def mode(self) -> jax.Array:
+        return jnp.tanh(self.mean)

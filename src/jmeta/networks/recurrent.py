@@ -1,8 +1,9 @@
 """Recurrent (RL²-style) actor-critic: a GRU over (observation, previous action, previous reward,
 done flag), with a policy head and a value head.
 
-One step is ``step(params, carry, inputs) -> (carry, dist, value)``; :meth:`RecurrentActorCritic.sample`
-matches :data:`jmeta.rollout.RecurrentPolicyFn` so the trial rollout engine can drive it, and
+One step is ``step(params, carry, inputs) -> (carry, dist, value)``; the network is an actor of
+:mod:`jmeta.rollout` (``initial_carry`` / ``episode_start`` / ``act``), so the trial rollout engine
+drives it (:meth:`RecurrentActorCritic.deterministic_actor` acts with the mode), and
 :meth:`RecurrentActorCritic.unroll` replays a recorded trial (the learner's forward pass), keeping the
 carry unchanged on masked steps exactly as the rollout did, so replayed log-probabilities equal the
 behaviour ones.
@@ -23,15 +24,14 @@ import jax
 import jax.numpy as jnp
 
 from jmeta.networks.distributions import Categorical, DiagGaussian
-from jmeta.networks.policies import MLP, activation_fn
-from jmeta.rollout import RecurrentInput
+from jmeta.networks.mlp import MLP, hidden_layers
 from jmeta.spaces import Box, Discrete, Space
-from jmeta.types import Params, Trajectory
+from jmeta.types import Params, StepInputs, Trajectory
 
 Carry = dict[str, jax.Array]
 
 
-def encode_inputs(inputs: RecurrentInput, action_space: Space) -> jax.Array:
+def encode_inputs(inputs: StepInputs, action_space: Space) -> jax.Array:
     """Flat float32 network input ``[obs, prev_action, prev_reward, prev_done]``.
 
     obs is flattened; a discrete previous action is one-hot encoded (-1, "no action yet", encodes
@@ -56,9 +56,7 @@ class _Core(nn.Module):
 
     @nn.compact
     def __call__(self, carry: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        act = activation_fn(self.activation)
-        for width in self.embed_sizes:
-            x = act(nn.Dense(width, kernel_init=nn.initializers.xavier_uniform())(x))
+        x = hidden_layers(x, self.embed_sizes, self.activation)
         return nn.GRUCell(self.hidden_size, name="gru")(carry, x)
 
 
@@ -124,8 +122,10 @@ class RecurrentActorCritic:
             self.activation, self.shared_core, math.log(self.init_std),
         )
 
-    def initial_carry(self) -> Carry:
-        """The carry every trial starts from (zeros)."""
+    privileged = False  # an actor of jmeta.rollout that sees only the observation and its inputs
+
+    def initial_carry(self, params: Params | None = None, key: jax.Array | None = None) -> Carry:
+        """The carry every trial starts from (zeros; ``params`` and ``key`` are unused)."""
         zeros = jnp.zeros((self.hidden_size,), jnp.float32)
         return {"policy": zeros} if self.shared_core else {"policy": zeros, "value": zeros}
 
@@ -138,7 +138,7 @@ class RecurrentActorCritic:
         action = self.action_space.n if isinstance(self.action_space, Discrete) else self.action_space.flat_dim
         return obs + action + 2
 
-    def step(self, params: Params, carry: Carry, inputs: RecurrentInput) -> tuple[Carry, Any, jax.Array]:
+    def step(self, params: Params, carry: Carry, inputs: StepInputs) -> tuple[Carry, Any, jax.Array]:
         """One step: ``(carry [H], inputs) -> (carry, action distribution, value scalar)``."""
         x = encode_inputs(inputs, self.action_space)
         new_carry, out, log_std, value = self._net.apply({"params": params}, carry, x)
@@ -146,17 +146,20 @@ class RecurrentActorCritic:
             return new_carry, Categorical(out), value
         return new_carry, DiagGaussian(out, jnp.maximum(log_std, math.log(self.min_std))), value
 
-    def sample(self, params: Params, carry: Carry, inputs: RecurrentInput, key: jax.Array):
-        """``(carry, action, log_prob)``; matches :data:`jmeta.rollout.RecurrentPolicyFn`."""
+    def episode_start(self, params: Params, carry: Carry, key: jax.Array) -> Carry:
+        """The carry runs on across the episodes of a trial."""
+        return carry
+
+    def act(self, params: Params, carry: Carry, inputs: StepInputs, key: jax.Array):
+        """``(carry, action, log_prob, {})``: a sampled action (the trial engine records the inputs
+        that :meth:`unroll` replays)."""
         new_carry, dist, _ = self.step(params, carry, inputs)
         action = dist.sample(key)
-        return new_carry, action, dist.log_prob(action)
+        return new_carry, action, dist.log_prob(action), {}
 
-    def deterministic(self, params: Params, carry: Carry, inputs: RecurrentInput, key: jax.Array):
-        """Like :meth:`sample` with the distribution's mode."""
-        new_carry, dist, _ = self.step(params, carry, inputs)
-        action = dist.mode()
-        return new_carry, action, dist.log_prob(action)
+    def deterministic_actor(self) -> _ModeActor:
+        """The same network acting with the mode of its action distribution."""
+        return _ModeActor(self)
 
     def unroll(self, params: Params, trial: Trajectory, truncation: int = 0) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Replays one recorded trial (leaves [K, T, ...]) from the initial carry.
@@ -168,7 +171,7 @@ class RecurrentActorCritic:
         """
         num_episodes, horizon = trial.mask.shape
         flat = jax.tree_util.tree_map(lambda x: x.reshape(num_episodes * horizon, *x.shape[2:]), trial)
-        inputs = RecurrentInput(flat.obs, flat.extras["prev_action"], flat.extras["prev_reward"], flat.extras["prev_done"])
+        inputs = StepInputs(flat.obs, flat.extras["prev_action"], flat.extras["prev_reward"], flat.extras["prev_done"])
         index = jnp.arange(num_episodes * horizon)
 
         def body(carry, xs):
@@ -185,3 +188,22 @@ class RecurrentActorCritic:
         _, (log_prob, value, entropy) = jax.lax.scan(body, self.initial_carry(), (inputs, flat.action, flat.mask, index))
         shape = (num_episodes, horizon)
         return log_prob.reshape(shape), value.reshape(shape), entropy.reshape(shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModeActor:
+    """A :class:`RecurrentActorCritic` acting with the mode of its distribution (meta-test option)."""
+
+    net: RecurrentActorCritic
+    privileged = False
+
+    def initial_carry(self, params: Params, key: jax.Array) -> Carry:
+        return self.net.initial_carry()
+
+    def episode_start(self, params: Params, carry: Carry, key: jax.Array) -> Carry:
+        return carry
+
+    def act(self, params: Params, carry: Carry, inputs: StepInputs, key: jax.Array):
+        new_carry, dist, _ = self.net.step(params, carry, inputs)
+        action = dist.mode()
+        return new_carry, action, dist.log_prob(action), {}

@@ -1,0 +1,320 @@
+"""The gradient-based family's skeleton: inner policy-gradient steps per task, re-adaptation on the
+stored batches, and an outer TRPO or PPO-clip update through the adaptation.
+
+One meta-iteration, all inside ``jax.jit``:
+  1. sample ``meta_batch_size`` tasks;
+  2. per task (vmapped): for each of K inner steps, roll out ``episodes_per_task`` episodes with the
+     current adapted params, build the policy-gradient batch (:func:`jmeta.rl.pg.pg_batch`: linear
+     feature baseline, GAE advantages) and take an inner step on :meth:`GradientMetaLearner.inner_loss`;
+     then roll out the post-adaptation batch;
+  3. outer update on ``L(theta) = -mean_tasks E_post[pi_{theta'(theta)} / pi_old * A]`` where
+     ``theta'(theta)`` re-applies the K inner steps to the stored (stop-gradient) batches, so the
+     meta-gradient differentiates through the adaptation (unless ``first_order``): TRPO (CG on
+     Fisher-vector products of the post-adaptation KL, line search) or PPO-clip epochs with Adam.
+
+A family member subclasses :class:`GradientMetaLearner` with its ``Config`` (a
+:class:`GradientConfig` subclass) and overrides what differs: the inner loss, which parameters
+adapt (:meth:`GradientMetaLearner.adapt`), the outer objective.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jmeta import adaptation
+from jmeta.algos.base import EvalOut, MetaLearner
+from jmeta.networks.mlp import ACTIVATIONS
+from jmeta.networks.policies import MLPPolicy, policy_for
+from jmeta.rl import ppo, surrogates
+from jmeta.rl.pg import PGBatch, pg_batch
+from jmeta.rl.surrogates import INNER_ESTIMATORS
+from jmeta.rl.trpo import gauss_newton_fvp, trpo_step
+from jmeta.rollout import rollout_episodes
+from jmeta.types import Metrics, Params
+from jmeta.validation import check
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientConfig:
+    """Settings shared by the gradient-based family: VPG inner steps, a TRPO or PPO-clip outer update."""
+
+    episodes_per_task: int = 20
+    """Episodes sampled per task for each inner step and for the post-adaptation batch."""
+    num_inner_steps: int = 1
+    """Inner VPG steps during meta-training (>= 1)."""
+    inner_lr: float = 0.1
+    """Inner-loop step size alpha (an array at run time: changing it does not recompile)."""
+    first_order: bool = False
+    """Treat the inner gradient as a constant (first-order MAML)."""
+    inner_estimator: Literal["lvc", "dice", "vpg"] = "lvc"
+    """Inner surrogate: 'lvc' (ProMP), 'dice' (unbiased, higher variance) or 'vpg' (original MAML, biased meta-gradient)."""
+    outer: Literal["trpo", "ppo"] = "trpo"
+    """Outer update: TRPO (conjugate gradient + line search) or PPO's clipped objective with Adam."""
+    max_kl: float = 0.01
+    """TRPO: mean-KL trust region of the post-adaptation policies."""
+    cg_iters: int = 10
+    """TRPO: conjugate-gradient iterations."""
+    cg_damping: float = 1e-5
+    """TRPO: damping added to the Fisher-vector product."""
+    backtrack_ratio: float = 0.8
+    """TRPO: line-search shrink factor."""
+    max_backtracks: int = 15
+    """TRPO: line-search candidates before the step is rejected."""
+    ppo_epochs: int = 5
+    """PPO outer: gradient steps per meta-iteration on the same post-adaptation batch."""
+    ppo_lr: float = 1e-3
+    """PPO outer: Adam learning rate."""
+    ppo_clip: float = 0.2
+    """PPO outer: ratio clipping epsilon."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 1.0
+    """GAE lambda over the linear feature baseline (1.0: returns minus baseline)."""
+    normalize_advantages: bool = True
+    """Standardise advantages per task batch (rllab's center_adv)."""
+    hidden_sizes: tuple[int, ...] = (100, 100)
+    """Policy MLP hidden layer sizes."""
+    activation: Literal["relu", "tanh", "elu", "gelu", "swish"] = "relu"
+    """Policy MLP activation."""
+    init_std: float = 1.0
+    """Initial standard deviation of the Gaussian policy."""
+    state_dependent_std: bool = False
+    """Predict the log-std from the observation instead of learning one vector."""
+    eval_adapt_steps: int = 3
+    """Meta-test: inner steps K; returns are reported after 0..K steps."""
+    eval_episodes_per_task: int = 20
+    """Meta-test: episodes per task per adaptation step."""
+
+    def validate(self, prefix: str, meta_batch_size: int | None = None) -> None:
+        p = prefix + "."
+        check(self.episodes_per_task >= 1, p + "episodes_per_task", "must be >= 1", self.episodes_per_task)
+        check(self.num_inner_steps >= 1, p + "num_inner_steps", "must be >= 1", self.num_inner_steps)
+        check(self.inner_lr > 0, p + "inner_lr", "must be > 0", self.inner_lr)
+        check(self.inner_estimator in INNER_ESTIMATORS, p + "inner_estimator", f"must be one of {INNER_ESTIMATORS}", self.inner_estimator)
+        check(self.outer in ("trpo", "ppo"), p + "outer", "must be 'trpo' or 'ppo'", self.outer)
+        check(self.max_kl > 0, p + "max_kl", "must be > 0", self.max_kl)
+        check(self.cg_iters >= 1, p + "cg_iters", "must be >= 1", self.cg_iters)
+        check(self.cg_damping >= 0, p + "cg_damping", "must be >= 0", self.cg_damping)
+        check(0 < self.backtrack_ratio < 1, p + "backtrack_ratio", "must be in (0, 1)", self.backtrack_ratio)
+        check(self.max_backtracks >= 1, p + "max_backtracks", "must be >= 1", self.max_backtracks)
+        check(self.ppo_epochs >= 1, p + "ppo_epochs", "must be >= 1", self.ppo_epochs)
+        check(self.ppo_lr > 0, p + "ppo_lr", "must be > 0", self.ppo_lr)
+        check(0 < self.ppo_clip < 1, p + "ppo_clip", "must be in (0, 1)", self.ppo_clip)
+        check(0 <= self.gamma <= 1, p + "gamma", "must be in [0, 1]", self.gamma)
+        check(0 <= self.gae_lambda <= 1, p + "gae_lambda", "must be in [0, 1]", self.gae_lambda)
+        check(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes), p + "hidden_sizes", "must be positive layer widths", self.hidden_sizes)
+        check(self.activation in ACTIVATIONS, p + "activation", f"must be one of {sorted(ACTIVATIONS)}", self.activation)
+        check(self.init_std > 0, p + "init_std", "must be > 0", self.init_std)
+        check(self.eval_adapt_steps >= 0, p + "eval_adapt_steps", "must be >= 0", self.eval_adapt_steps)
+        check(self.eval_episodes_per_task >= 1, p + "eval_episodes_per_task", "must be >= 1", self.eval_episodes_per_task)
+
+
+@struct.dataclass
+class GradientState:
+    """params: policy params pytree; opt_state: optax state (PPO outer; empty for TRPO);
+    inner_lr: float32 scalar (an array, so changing it does not recompile);
+    iteration: int32 scalar, completed meta-iterations."""
+
+    params: Params
+    opt_state: Any
+    inner_lr: jax.Array
+    iteration: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
+    """The gradient-based family over ``env`` and ``task_dist``. See the module docstring."""
+
+    EVAL_AXIS = "step"
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def policy(self) -> MLPPolicy:
+        c = self.config
+        return policy_for(self.env.spec.action_space, tuple(c.hidden_sizes), c.activation, c.init_std,
+                          c.state_dependent_std)
+
+    @property
+    def optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.config.ppo_lr)
+
+    def init(self, key: jax.Array) -> GradientState:
+        params = self.policy.init(key, self.env.spec.observation_space.shape)
+        opt_state = self.optimizer.init(params) if self.config.outer == "ppo" else ()
+        return GradientState(
+            params=params,
+            opt_state=opt_state,
+            inner_lr=jnp.asarray(self.config.inner_lr, jnp.float32),
+            iteration=jnp.zeros((), jnp.int32),
+        )
+
+    def env_steps_per_iteration(self) -> int:
+        c = self.config
+        return self.meta_batch_size * c.episodes_per_task * self.env.spec.horizon * (c.num_inner_steps + 1)
+
+    def headline(self) -> dict[str, str]:
+        return {"train/return_pre": "pre", "train/return_post": "post"}
+
+    # ------------------------------------------------------------------ inner loop
+    def pg_batch(self, traj) -> PGBatch:
+        c = self.config
+        return pg_batch(traj, c.gamma, c.gae_lambda, c.normalize_advantages)
+
+    def inner_loss(self, params: Params, batch: PGBatch) -> jax.Array:
+        """Negative inner surrogate of one task's batch (minimised by the inner step)."""
+        t = batch.traj
+        log_prob = self.policy.log_prob(params, t.obs, t.action)
+        estimator = self.config.inner_estimator
+        if estimator == "lvc":
+            return -surrogates.lvc_objective(log_prob, batch.advantages, t.mask)
+        if estimator == "vpg":
+            return -surrogates.vpg_objective(log_prob, batch.advantages, t.mask)
+        return -surrogates.dice_objective(log_prob, t.reward, batch.baseline, t.mask, self.config.gamma)
+
+    def collect_task(self, params: Params, inner_lr: jax.Array, task: Any, key: jax.Array, num_steps: int,
+                     num_episodes: int) -> tuple[PGBatch, PGBatch, jax.Array]:
+        """Inner-loop data for one task: K adaptation batches and the post-adaptation batch.
+
+        Returns ``(inner_batches [K, E, T, ...], post_batch [E, T, ...], returns [K + 1])``.
+        """
+        keys = jax.random.split(key, num_steps + 1)
+        sample = self.policy.sample
+
+        def step(p, k):
+            traj = rollout_episodes(self.env, sample, p, task, k, num_episodes, next_obs=False)
+            batch = self.pg_batch(traj)
+            p_next = adaptation.inner_step(self.inner_loss, p, batch, inner_lr, first_order=True)
+            return jax.lax.stop_gradient(p_next), (batch, traj.episode_return().mean())
+
+        adapted, (batches, step_returns) = jax.lax.scan(step, jax.lax.stop_gradient(params), keys[:-1])
+        post_traj = rollout_episodes(self.env, sample, adapted, task, keys[-1], num_episodes, next_obs=False)
+        post = self.pg_batch(post_traj)
+        all_returns = jnp.concatenate([step_returns, post_traj.episode_return().mean()[None]])
+        return batches, post, all_returns
+
+    def adapt(self, params: Params, inner_lr: jax.Array, batches: PGBatch) -> Params:
+        """Re-applies the inner steps on stored batches (differentiable w.r.t. ``params``)."""
+        return adaptation.adapt(self.inner_loss, params, batches, inner_lr, self.config.first_order)
+
+    # ------------------------------------------------------------------ outer objective
+    def _post_log_probs(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
+        """Log-probs of the post-adaptation actions under each task's adapted policy. [N, E, T]."""
+
+        def per_task(b, pb):
+            adapted = self.adapt(params, inner_lr, b)
+            return self.policy.log_prob(adapted, pb.traj.obs, pb.traj.action)
+
+        return jax.vmap(per_task)(batches, post)
+
+    def outer_loss(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
+        """TRPO surrogate loss (to minimise), averaged over tasks."""
+        log_prob = self._post_log_probs(params, inner_lr, batches, post)
+        t = post.traj
+        per_task = jax.vmap(surrogates.importance_objective)(log_prob, t.log_prob, post.advantages, t.mask)
+        return -per_task.mean()
+
+    def ppo_loss(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
+        """PPO-clip surrogate loss (to minimise) of the adapted policies, averaged over tasks."""
+        log_prob = self._post_log_probs(params, inner_lr, batches, post)
+        t = post.traj
+        per_task = jax.vmap(surrogates.ppo_clip_objective, in_axes=(0, 0, 0, 0, None))(
+            log_prob, t.log_prob, post.advantages, t.mask, self.config.ppo_clip
+        )
+        return -per_task.mean()
+
+    def post_dists(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> Any:
+        """Action distributions of the adapted policies on the post-adaptation observations."""
+        adapted = jax.vmap(self.adapt, in_axes=(None, None, 0))(params, inner_lr, batches)
+        return jax.vmap(self.policy.dist)(adapted, post.traj.obs)
+
+    def post_kl(self, params: Params, old_dist: Any, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
+        """Mean KL(pi_old || pi_{theta'(params)}) over valid post-adaptation steps."""
+        kl = old_dist.kl(self.post_dists(params, inner_lr, batches, post))
+        return surrogates.masked_mean(kl, post.traj.mask)
+
+    def outer_update(self, state: GradientState, batches: PGBatch, post: PGBatch) -> tuple[Params, Any, Metrics]:
+        """The outer step from ``state.params``: ``(new_params, new_opt_state, metrics)``."""
+        c = self.config
+        lr = state.inner_lr
+        old_dist = jax.lax.stop_gradient(self.post_dists(state.params, lr, batches, post))
+        if c.outer == "trpo":
+            new_params, info = trpo_step(
+                lambda p: self.outer_loss(p, lr, batches, post),
+                lambda p: self.post_kl(p, old_dist, lr, batches, post),
+                state.params,
+                max_kl=c.max_kl,
+                cg_iters=c.cg_iters,
+                cg_damping=c.cg_damping,
+                backtrack_ratio=c.backtrack_ratio,
+                max_backtracks=c.max_backtracks,
+                fisher_vector_fn=gauss_newton_fvp(lambda p: self.post_dists(p, lr, batches, post), state.params,
+                                                  post.traj.mask),
+            )
+            return new_params, state.opt_state, {
+                "train/outer_loss": info.loss_after,
+                "train/outer_loss_before": info.loss_before,
+                "train/kl": info.kl_after,
+                "train/step_fraction": info.step_fraction,
+                "train/grad_norm": info.grad_norm,
+            }
+        loss_before = self.ppo_loss(state.params, lr, batches, post)
+        new_params, opt_state, infos = ppo.update_epochs(
+            lambda p, data: (self.ppo_loss(p, lr, *data), {}), self.optimizer, state.params, state.opt_state,
+            (batches, post), c.ppo_epochs,
+        )
+        return new_params, opt_state, {
+            "train/outer_loss": self.ppo_loss(new_params, lr, batches, post),
+            "train/outer_loss_before": loss_before,
+            "train/kl": self.post_kl(new_params, old_dist, lr, batches, post),
+            "train/grad_norm": infos["grad_norm"][0],
+        }
+
+    # ------------------------------------------------------------------ meta-iteration
+    def meta_step(self, state: GradientState, key: jax.Array) -> tuple[GradientState, Metrics]:
+        c = self.config
+        task_key, rollout_key = jax.random.split(key)
+        tasks = self.sample_tasks(task_key)
+        task_keys = jax.random.split(rollout_key, self.meta_batch_size)
+        batches, post, step_returns = jax.vmap(
+            lambda t, k: self.collect_task(state.params, state.inner_lr, t, k, c.num_inner_steps, c.episodes_per_task)
+        )(tasks, task_keys)
+        new_params, opt_state, extra = self.outer_update(state, batches, post)
+
+        mean_returns = step_returns.mean(axis=0)  # [K + 1]
+        metrics = {
+            "train/return_pre": mean_returns[0],
+            "train/return_post": mean_returns[-1],
+            "train/entropy": surrogates.masked_mean(
+                self.policy.dist(state.params, batches.traj.obs[:, 0]).entropy(), batches.traj.mask[:, 0]
+            ),
+            "train/inner_lr": state.inner_lr,
+            **extra,
+        }
+        for k in range(1, c.num_inner_steps):
+            metrics[f"train/return_step{k}"] = mean_returns[k]
+        new_state = state.replace(params=new_params, opt_state=opt_state, iteration=state.iteration + 1)
+        return new_state, metrics
+
+    # ------------------------------------------------------------------ meta-test
+    def evaluate(self, state: GradientState, tasks: Any, key: jax.Array) -> EvalOut:
+        """Returns after 0..K inner steps (K = eval_adapt_steps) on each task: [N, K + 1]."""
+        c = self.config
+        num_tasks = jax.tree_util.tree_leaves(tasks)[0].shape[0]
+        keys = jax.random.split(key, num_tasks)
+        steps = c.eval_adapt_steps
+
+        def per_task(task, k):
+            if steps == 0:
+                traj = rollout_episodes(self.env, self.policy.sample, state.params, task, k,
+                                        c.eval_episodes_per_task, next_obs=False)
+                return traj.episode_return().mean()[None]
+            _, _, rets = self.collect_task(state.params, state.inner_lr, task, k, steps, c.eval_episodes_per_task)
+            return rets
+
+        return EvalOut(returns=jax.vmap(per_task)(tasks, keys), axis="step")

@@ -1,0 +1,110 @@
+"""PPO (Schulman et al. 2017): the clipped loss and the epoch/minibatch update loop.
+
+The loss is written once over masked arrays of any shape (time last) with the paper's terms:
+the clipped surrogate, a value loss optionally clipped around the behaviour values (as in
+OpenAI baselines' ``ppo2``), and an entropy bonus; it also returns the usual diagnostics
+(approximate KL ``E[r - 1 - log r]``, clip fraction). The update loop takes *any* loss function
+``loss_fn(params, minibatch) -> (loss, info)`` and runs ``num_epochs`` passes of
+``num_minibatches`` shuffled minibatches along the batch's leading axis, all in ``lax.scan``s.
+
+    >>> params, opt_state, infos = update_minibatches(loss_fn, optax.adam(3e-4), params, opt_state,
+    ...                                               batch, key, num_epochs=4, num_minibatches=4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from jmeta.rl.surrogates import global_norm, masked_mean, ppo_clip_objective
+from jmeta.types import Metrics, Params
+
+#: ``loss_fn(params, batch) -> (scalar loss, info dict of scalars)``.
+LossFn = Callable[[Params, Any], tuple[jax.Array, Metrics]]
+
+
+def value_loss(value: jax.Array, old_value: jax.Array, target: jax.Array, mask: jax.Array,
+               clip_eps: float | jax.Array = 0.0) -> jax.Array:
+    """``0.5 * masked mean of (V - target)^2``; with ``clip_eps > 0`` (a static Python float) the
+    pessimistic max with the error of ``old_value + clip(V - old_value, -eps, eps)``. [...] -> scalar."""
+    chex.assert_equal_shape([value, old_value, target, mask])
+    error = (value - target) ** 2
+    if not isinstance(clip_eps, float | int) or clip_eps > 0:
+        clipped = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
+        error = jnp.maximum(error, (clipped - target) ** 2)
+    return 0.5 * masked_mean(error, mask)
+
+
+def ppo_loss(log_prob: jax.Array, old_log_prob: jax.Array, advantages: jax.Array, value: jax.Array,
+             old_value: jax.Array, target: jax.Array, entropy: jax.Array, mask: jax.Array, *,
+             clip_eps: float | jax.Array, value_clip_eps: float | jax.Array, value_coef: float | jax.Array,
+             entropy_coef: float | jax.Array) -> tuple[jax.Array, Metrics]:
+    """PPO's total loss (to minimise) and its diagnostics, over valid steps of arrays of one shape.
+
+    ``loss = -clipped_surrogate + value_coef * value_loss - entropy_coef * mean_entropy``.
+    Advantages are used as given (normalise them before if wanted). Info keys: policy_loss,
+    value_loss, entropy, approx_kl, clip_fraction.
+    """
+    chex.assert_equal_shape([log_prob, old_log_prob, advantages, value, old_value, target, entropy, mask])
+    policy_objective = ppo_clip_objective(log_prob, old_log_prob, advantages, mask, clip_eps)
+    v_loss = value_loss(value, old_value, target, mask, value_clip_eps)
+    mean_entropy = masked_mean(entropy, mask)
+    total = -policy_objective + value_coef * v_loss - entropy_coef * mean_entropy
+    log_ratio = log_prob - old_log_prob
+    info = {
+        "policy_loss": -policy_objective,
+        "value_loss": v_loss,
+        "entropy": mean_entropy,
+        "approx_kl": masked_mean(jnp.exp(log_ratio) - 1.0 - log_ratio, mask),
+        "clip_fraction": masked_mean((jnp.abs(jnp.exp(log_ratio) - 1.0) > clip_eps).astype(jnp.float32), mask),
+    }
+    return total, info
+
+
+def gradient_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, params: Params, opt_state: Any,
+                  batch: Any) -> tuple[Params, Any, Metrics]:
+    """One optax step on ``loss_fn(params, batch)``; info gains ``loss`` and ``grad_norm``."""
+    (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    info = {**info, "loss": loss, "grad_norm": global_norm(grads)}
+    return optax.apply_updates(params, updates), opt_state, info
+
+
+def update_epochs(loss_fn: LossFn, optimizer: optax.GradientTransformation, params: Params, opt_state: Any,
+                  batch: Any, num_epochs: int) -> tuple[Params, Any, Metrics]:
+    """``num_epochs`` full-batch gradient steps on the same batch. Infos stacked [num_epochs]."""
+
+    def epoch(carry, _):
+        params, opt_state, info = gradient_step(loss_fn, optimizer, *carry, batch)
+        return (params, opt_state), info
+
+    (params, opt_state), infos = jax.lax.scan(epoch, (params, opt_state), None, length=num_epochs)
+    return params, opt_state, infos
+
+
+def update_minibatches(loss_fn: LossFn, optimizer: optax.GradientTransformation, params: Params, opt_state: Any,
+                       batch: Any, key: jax.Array, num_epochs: int, num_minibatches: int
+                       ) -> tuple[Params, Any, Metrics]:
+    """``num_epochs`` passes, each over ``num_minibatches`` minibatches of a fresh permutation of the
+    batch's leading axis (whose size ``num_minibatches`` must divide). Infos stacked
+    [num_epochs, num_minibatches]; ``infos[0, 0]`` is measured before any update."""
+    size = jax.tree_util.tree_leaves(batch)[0].shape[0]
+    if size % num_minibatches:
+        raise ValueError(f"num_minibatches={num_minibatches} must divide the batch size {size}")
+
+    def minibatch_step(carry, indices):
+        minibatch = jax.tree_util.tree_map(lambda x: x[indices], batch)
+        params, opt_state, info = gradient_step(loss_fn, optimizer, *carry, minibatch)
+        return (params, opt_state), info
+
+    def epoch(carry, epoch_key):
+        order = jax.random.permutation(epoch_key, size).reshape(num_minibatches, size // num_minibatches)
+        return jax.lax.scan(minibatch_step, carry, order)
+
+    (params, opt_state), infos = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, num_epochs))
+    return params, opt_state, infos
