@@ -1,0 +1,117 @@
+"""The contract every registered algorithm meets, on one discrete and one continuous env.
+
+Registering an algorithm (one line in ``jmeta.algos._REGISTRY``) puts it under these checks:
+its class declares the protocol's class attributes; ``init`` agrees with ``jax.eval_shape``;
+``meta_step`` compiles once and stays compiled across states and keys; its metrics are finite
+scalars named ``train/...`` and include the headline metrics; ``evaluate`` returns an
+``EvalOut`` [N, K + 1] on its declared axis; a run checkpoints, restores and resumes to exactly
+the metrics and parameters of an uninterrupted run (2 + 2 iterations equal 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from jmeta.algos import AXIS_LABELS, EvalOut, algorithm_class, list_algorithms
+from jmeta.config import TrainConfig, preset_config
+from jmeta.logging import read_metrics
+from jmeta.tasks import sample_tasks
+from jmeta.trainer import build, restore_run, train
+
+ENVS = {"discrete": "grid_nav", "continuous": "point_nav"}
+
+
+def _config(algo: str, env: str, logdir: str, **overrides) -> TrainConfig:
+    base = TrainConfig(
+        algo=algo, env=env, env_horizon=5, meta_iters=4, meta_batch_size=4, chunk_size=2, eval_every=0,
+        eval_tasks=3, checkpoint_every=2, logdir=logdir, progress=False, plots=False, tensorboard=False,
+        algo_config=algorithm_class(algo).TINY,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest.mark.parametrize("algo", list_algorithms())
+def test_class_declares_the_protocol(algo):
+    cls = algorithm_class(algo)
+    assert cls.name == algo
+    assert dataclasses.is_dataclass(cls.Config) and isinstance(cls.TINY, cls.Config)
+    assert cls.EVAL_AXIS in AXIS_LABELS
+    cls.validate_config(cls.TINY)
+    eval_fields = [f.name for f in dataclasses.fields(cls.Config) if f.name.startswith("eval_")]
+    assert eval_fields, "meta-test settings are Config fields named eval_*"
+    for env, preset in cls.PRESETS.items():
+        config = preset_config(algo, env)  # every preset builds a valid config
+        config.validate()
+        assert preset.source, f"preset ({algo}, {env}) names its source"
+
+
+@pytest.mark.parametrize("kind", sorted(ENVS))
+@pytest.mark.parametrize("algo", list_algorithms())
+def test_algorithm_contract(algo, kind, tmp_path):
+    env_name = ENVS[kind]
+    config = _config(algo, env_name, str(tmp_path))
+    config.validate()
+    _, dist, learner = build(config)
+    key = jax.random.key(0)
+
+    # init agrees with its abstract evaluation (what checkpoint restores are built against).
+    abstract = jax.eval_shape(learner.init, key)
+    state = learner.init(key)
+    assert jax.tree_util.tree_structure(abstract) == jax.tree_util.tree_structure(state)
+    for a, x in zip(jax.tree_util.tree_leaves(abstract), jax.tree_util.tree_leaves(state), strict=True):
+        assert a.shape == x.shape and a.dtype == x.dtype
+    assert int(state.iteration) == 0
+
+    # meta_step compiles once across states and keys; metrics are finite scalars.
+    traces = []
+
+    def counted(s, k):
+        traces.append(1)  # runs only while tracing
+        return learner.meta_step(s, k)
+
+    step = jax.jit(counted)
+    s1, m1 = step(state, jax.random.key(1))
+    s2, m2 = step(s1, jax.random.key(2))
+    assert len(traces) == 1
+    assert int(s2.iteration) == 2
+    for metrics in (m1, m2):
+        assert metrics and all(name.startswith("train/") for name in metrics)
+        for name, value in metrics.items():
+            assert np.shape(value) == (), name
+            assert np.isfinite(float(value)), (name, float(value))
+    assert set(learner.headline()) <= set(m1)
+    assert learner.env_steps_per_iteration() > 0
+
+    # evaluate: [N, K + 1] on the declared axis.
+    tasks = sample_tasks(dist, jax.random.key(3), 3)
+    out = jax.jit(learner.evaluate)(s2, tasks, jax.random.key(4))
+    assert isinstance(out, EvalOut) and out.axis == learner.EVAL_AXIS
+    assert out.returns.ndim == 2 and out.returns.shape[0] == 3 and out.returns.shape[1] >= 1
+    assert np.all(np.isfinite(np.asarray(out.returns)))
+
+    # Checkpoint round trip and resume equality: 2 + 2 iterations equal 4.
+    full = train(_config(algo, env_name, str(tmp_path), run_name="full"))
+    part = train(_config(algo, env_name, str(tmp_path), run_name="part"), stop_after=2)
+    assert part.interrupted and part.iteration == 2
+    _, _, _, restored = restore_run(part.run_dir)
+    for x, y in zip(jax.tree_util.tree_leaves(part.state), jax.tree_util.tree_leaves(restored), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    resumed = train(_config(algo, env_name, str(tmp_path), run_name="part", resume=part.run_dir))
+    assert resumed.iteration == 4 and not resumed.interrupted
+
+    def records(run, kind):
+        rows = read_metrics(os.path.join(run.run_dir, "metrics.jsonl"), kind)
+        return [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in rows]
+
+    assert [r["iteration"] for r in records(resumed, "train")] == [1, 2, 3, 4]
+    assert records(full, "train") == records(resumed, "train")  # bit-identical on CPU
+    assert records(full, "eval") == records(resumed, "eval")
+    for x, y in zip(jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(resumed.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    # config.json round-trips through the registry.
+    assert TrainConfig.from_dict(config.to_dict()) == config
