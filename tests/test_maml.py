@@ -117,9 +117,8 @@ def test_evaluate_shapes_and_adaptation_changes_returns():
 
 
 def test_invalid_maml_settings_name_the_field():
-    from jmeta.errors import ConfigError
-
     from jmeta.algos.maml import MAML
+    from jmeta.errors import ConfigError
 
     for field, value in [("num_inner_steps", 0), ("inner_lr", 0.0), ("max_kl", -1.0), ("backtrack_ratio", 1.0),
                          ("gamma", 1.5), ("hidden_sizes", ()), ("episodes_per_task", 0), ("ppo_clip", 0.0),

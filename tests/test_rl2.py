@@ -11,16 +11,15 @@ import pytest
 
 import jmeta
 from jmeta.algos import make_algorithm
-from jmeta.algos.rl2 import RL2, trial_gae
-from jmeta.algos.rl2 import RL2Config
+from jmeta.algos.rl2 import RL2, RL2Config, trial_gae
 from jmeta.config import TrainConfig
 from jmeta.envs import RescaleActions
 from jmeta.errors import ConfigError
 from jmeta.networks.recurrent import RecurrentActorCritic, encode_inputs
 from jmeta.rl import returns as rl_returns
-from jmeta.types import StepInputs
 from jmeta.spaces import Box, Discrete
 from jmeta.tasks import sample_tasks
+from jmeta.types import StepInputs
 
 TINY = RL2Config(hidden_size=16, embed_sizes=(8,), head_sizes=(8,), num_minibatches=2, ppo_epochs=2, eval_trials_per_task=2)
 

@@ -11,7 +11,13 @@ import pytest
 
 import jmeta
 from jmeta.envs.point_nav import PointNavTask
-from jmeta.rollout import StepFnActor, rollout_episode, rollout_episodes, rollout_tasks, rollout_trial
+from jmeta.rollout import (
+    StepFnActor,
+    rollout_episode,
+    rollout_episodes,
+    rollout_tasks,
+    rollout_trial,
+)
 from jmeta.tasks import sample_tasks
 
 T = 10
