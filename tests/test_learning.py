@@ -1,7 +1,7 @@
 """Learning tests: MAML meta-trained on point_nav adapts on held-out tasks; RL² on grid_nav and
 bandits exploits what it learned earlier in the trial.
 
-MAML: fixed seed 0 (seed 1 measured below also passes; left out for the suite budget), 40 held-out tasks (the standard evaluation bank), 20 episodes per adaptation step.
+MAML: fixed seed 0 in the default suite, seed 1 in the extended tier (`-m extended`), 40 held-out tasks (the standard evaluation bank), 20 episodes per adaptation step.
 Meta-training uses 2 inner steps so that the 2-step return is what is optimised (the MAML
 paper trained with 1 step for 100+ iterations and still improved at step 2: -40.4, -11.7, -3.3;
 this test has a CPU budget of ~12 iterations).
@@ -24,7 +24,7 @@ from jmeta.trainer import build, train
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0])  # seed 1 (measured -37.4, -17.5, -10.7) left out for the suite's budget
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.extended)])  # seed 1 measured -37.4, -17.5, -10.7
 def test_maml_learns_to_adapt_on_point_nav(tmp_path, seed):
     maml = MAMLConfig(episodes_per_task=10, num_inner_steps=2, eval_adapt_steps=2, eval_episodes_per_task=20)
     config = TrainConfig(
@@ -63,7 +63,7 @@ def _rl2_config(tmp_path, env, seed, meta_iters, meta_batch_size, rl2, **overrid
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0])  # seed 1 (measured below) also passes; left out for the suite's budget
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.extended)])  # seed 1: the extended tier
 def test_rl2_learns_to_exploit_in_later_episodes_on_grid_nav(tmp_path, seed):
     """RL² on GridNavi (4 x 15-step episodes), 40 held-out goals, 4 trials each.
 
@@ -95,7 +95,7 @@ def test_rl2_learns_to_exploit_in_later_episodes_on_grid_nav(tmp_path, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0])  # seed 1 (measured below) also passes; left out for the suite's budget
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.extended)])  # seed 1: the extended tier
 def test_rl2_bandit_regret_below_random_and_greedy(tmp_path, seed):
     """RL² on 5-armed Bernoulli bandits with 10 pulls per trial (RL²'s smallest setting).
 

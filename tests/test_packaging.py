@@ -50,9 +50,21 @@ def test_cpu_flags_are_appended_not_overwritten():
     assert configure_cpu_flags({}) == " ".join(CPU_SAFE_FLAGS)
 
 
+def test_importing_jmeta_applies_the_cpu_flag():
+    """A notebook that only does `import jmeta` gets the flag before JAX creates its backend."""
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ.pop('XLA_FLAGS', None); import jmeta, jax; jax.numpy.zeros(1).block_until_ready(); "
+            "print(os.environ['XLA_FLAGS'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in out.stdout
+
+
 @pytest.mark.timeout(180)
 def test_batched_cholesky_in_jitted_scan_does_not_hang():
-    """Regression guard for the JAX 0.10 CPU hang in batched Cholesky solves (see DESIGN.md)."""
+    """Regression guard for the JAX 0.10 CPU hang in batched Cholesky solves (docs/design.md, "Traps")."""
     assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in os.environ.get("XLA_FLAGS", "")
     batch, dim = 1024, 6
     base = jax.random.normal(jax.random.key(0), (batch, dim, dim))

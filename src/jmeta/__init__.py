@@ -5,8 +5,14 @@
     obs, state = env.reset(key, task)
 """
 
-from jmeta.envs import EnvSpec, MetaEnv, list_envs, list_variants, make
-from jmeta.tasks import TaskBank, TaskDistribution
+# Before anything imports JAX: the CPU XLA flag jmeta needs (see jmeta._xla_flags), so that a
+# notebook or script that only does `import jmeta` gets it too, not only the CLI entry points.
+from jmeta._xla_flags import configure_cpu_flags
+
+configure_cpu_flags()
+
+from jmeta.envs import EnvSpec  # noqa: E402, MetaEnv, list_envs, list_variants, make
+from jmeta.tasks import TaskBank, TaskDistribution  # noqa: E402
 
 __version__ = "0.1.0"
 
