@@ -11,7 +11,7 @@ from jmeta._xla_flags import configure_cpu_flags
 
 configure_cpu_flags()
 
-from jmeta.envs import EnvSpec  # noqa: E402, MetaEnv, list_envs, list_variants, make
+from jmeta.envs import EnvSpec, MetaEnv, list_envs, list_variants, make  # noqa: E402
 from jmeta.tasks import TaskBank, TaskDistribution  # noqa: E402
 
 __version__ = "0.1.0"

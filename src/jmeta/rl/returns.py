@@ -15,6 +15,7 @@ step is valid (the stream was cut by the horizon, not by termination); 0 by defa
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -27,6 +28,8 @@ def discounted_returns(
     rewards: jax.Array, mask: jax.Array, gamma: float | jax.Array, last_value: float | jax.Array = 0.0
 ) -> jax.Array:
     """Returns-to-go over the valid steps: ``R_t = r_t + gamma R_next(t)``. [T] -> [T] (0 where masked)."""
+    chex.assert_rank([rewards, mask], 1)
+    chex.assert_equal_shape([rewards, mask])
 
     def backward(next_return, inputs):
         reward, m = inputs
@@ -52,6 +55,8 @@ def gae(
     ``A_t = delta_t + gamma lam A_next(t)``; after the last valid step ``V = last_value`` if it is the
     final step of the stream, else 0 (terminated). With ``lam = 1`` this is ``R_t - V_t``.
     """
+    chex.assert_rank([rewards, values, mask], 1)
+    chex.assert_equal_shape([rewards, values, mask])
 
     def backward(carry, inputs):
         next_value, next_adv = carry
@@ -68,6 +73,7 @@ def gae(
 
 def normalize(x: jax.Array, mask: jax.Array, eps: float = 1e-8) -> jax.Array:
     """Zero-mean, unit-std over the valid entries of ``x`` (any shape); 0 where masked."""
+    chex.assert_equal_shape([x, mask])
     count = jnp.maximum(mask.sum(), 1.0)
     mean = (x * mask).sum() / count
     var = (((x - mean) * mask) ** 2).sum() / count

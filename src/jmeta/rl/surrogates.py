@@ -16,6 +16,7 @@ distribution's dependence on ``theta`` (Rothfuss et al. 2019; Foerster et al. 20
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -38,11 +39,13 @@ def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
 
 def vpg_objective(log_prob: jax.Array, advantages: jax.Array, mask: jax.Array) -> jax.Array:
     """Mean over valid steps of ``log pi * A`` (advantages are treated as constants)."""
+    chex.assert_equal_shape([log_prob, advantages, mask])
     return masked_mean(log_prob * jax.lax.stop_gradient(advantages), mask)
 
 
 def lvc_objective(log_prob: jax.Array, advantages: jax.Array, mask: jax.Array) -> jax.Array:
     """ProMP's LVC: mean over valid steps of ``exp(log pi - stop_grad(log pi)) * A``."""
+    chex.assert_equal_shape([log_prob, advantages, mask])
     return masked_mean(magic_box(log_prob) * jax.lax.stop_gradient(advantages), mask)
 
 
@@ -54,6 +57,7 @@ def dice_objective(
     Normalised by the number of episodes (not steps), so its gradient is the per-episode policy
     gradient ``E[sum_t grad log pi_t gamma^t (R_t - b_t)]``.
     """
+    chex.assert_equal_shape([log_prob, rewards, baseline, mask])
     rewards = jax.lax.stop_gradient(rewards)
     baseline = jax.lax.stop_gradient(baseline)
     horizon = log_prob.shape[-1]
@@ -68,6 +72,7 @@ def ppo_clip_objective(
     log_prob: jax.Array, old_log_prob: jax.Array, advantages: jax.Array, mask: jax.Array, clip_eps: float | jax.Array
 ) -> jax.Array:
     """PPO's clipped surrogate, mean over valid steps."""
+    chex.assert_equal_shape([log_prob, old_log_prob, advantages, mask])
     ratio = jnp.exp(log_prob - jax.lax.stop_gradient(old_log_prob))
     adv = jax.lax.stop_gradient(advantages)
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
@@ -78,5 +83,6 @@ def importance_objective(
     log_prob: jax.Array, old_log_prob: jax.Array, advantages: jax.Array, mask: jax.Array
 ) -> jax.Array:
     """TRPO's surrogate: mean over valid steps of ``pi / pi_old * A``."""
+    chex.assert_equal_shape([log_prob, old_log_prob, advantages, mask])
     ratio = jnp.exp(log_prob - jax.lax.stop_gradient(old_log_prob))
     return masked_mean(ratio * jax.lax.stop_gradient(advantages), mask)
