@@ -12,8 +12,8 @@ import pytest
 
 import jmeta
 from jmeta.envs import RescaleActions
-from jmeta.envs.point_nav import PointNavState, PointNavTask
 from jmeta.envs.registry import variant_params
+from jmeta.envs.toy.point_nav import PointNavState, PointNavTask
 from jmeta.errors import ConfigError, UnknownNameError
 
 ALL_VARIANTS = [(name, v) for name in jmeta.list_envs() for v in jmeta.list_variants(name)]

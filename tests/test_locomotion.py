@@ -5,7 +5,7 @@ Tolerances (float32 in jmeta against float64 in MuJoCo):
   observations and rewards within 1e-3 (abs) over the first 10 steps (measured: <= 1e-4).
 * MJX vs the C path: within 1e-3 over the first 5 cheetah steps and the first 2 ant steps. The ant
   starts with its ankles outside their joint ranges, so stiff limit constraints are solved in float32
-  by MJX and float64 by MuJoCo and trajectories separate after that (documented in envs/ant_*.md).
+  by MJX and float64 by MuJoCo and trajectories separate after that (documented in docs/envs/ant_*.md).
 MJX tests keep batch <= 4 and horizons <= 10 (CPU compiles are slow; large CPU batches can hang).
 """
 
@@ -22,9 +22,9 @@ import pytest
 
 import jmeta
 from _tiny import FAST_COMPILE
-from jmeta.envs import physics as phys
-from jmeta.envs.assets import asset_path
-from jmeta.envs.locomotion import LocomotionState, LocomotionTask
+from jmeta.envs.mujoco import physics as phys
+from jmeta.envs.mujoco.assets import model_path
+from jmeta.envs.mujoco.locomotion import LocomotionState, LocomotionTask
 from jmeta.errors import ConfigError
 
 CHEETAH_NQ, CHEETAH_NV, ANT_NQ, ANT_NV = 9, 9, 15, 14
@@ -114,7 +114,7 @@ def test_contact_forces_are_real_on_the_c_path():
 
 def _gym_rollout(env_id, xml, qpos, qvel, actions):
     gym = pytest.importorskip("gymnasium")
-    env = gym.make(env_id, xml_file=asset_path(xml))
+    env = gym.make(env_id, xml_file=model_path(xml))
     env.reset(seed=0)
     env.unwrapped.set_state(qpos, qvel)
     records = []
@@ -431,7 +431,7 @@ def test_mjx_fresh_view_matches_kinematics_of_the_new_state():
 
 @pytest.mark.parametrize("name", ["half_cheetah", "ant"])
 def test_models_are_gymnasiums_physically(name):
-    """envs/*.xml equal gymnasium's assets in every physical quantity (form differs only)."""
+    """The packaged models (jmeta/envs/mujoco/models/*.xml) equal gymnasium's assets in every physical quantity (form differs only)."""
     import os
 
     gym = pytest.importorskip("gymnasium")

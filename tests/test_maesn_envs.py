@@ -2,7 +2,7 @@
 
 References: russellmendonca/maesn_suite maesn/rllab/envs/mujoco/{wheeled_robot,
 ant_env_rand_goal_ring, pusher}.py and maesn/vendor/mujoco_models/{wheeled, low_gear_ratio_ant,
-pusher_env}.xml (see envs/<name>.md).
+pusher_env}.xml (see docs/envs/<name>.md).
 
 Tolerances (float32 in jmeta against float64 in MuJoCo):
 * C path vs plain ``mj_step`` + ``mj_forward`` (rllab's step) and MAESN's observation and reward in
@@ -10,7 +10,7 @@ Tolerances (float32 in jmeta against float64 in MuJoCo):
   which holds clipped contact forces, within 1e-3); contact forces within 1e-3 abs / 1e-3 rel.
 * MJX vs the C path over the first 5 steps at batch 3 (see MJX_CASES): wheeled within 1e-4; the ant
   within 1e-3 (qpos, rewards) and 5e-2 (velocities) because its feet touch down in those steps.
-  The pusher's MJX parity is measured in envs/block_push.md (its MJX compile is too slow for here).
+  The pusher's MJX parity is measured in docs/envs/block_push.md (its MJX compile is too slow for here).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import pytest
 
 import jmeta
 from _tiny import FAST_COMPILE
-from jmeta.envs import maesn
-from jmeta.envs import physics as phys
-from jmeta.envs.maesn import GoalTask, MaesnState, PushTask
+from jmeta.envs.mujoco import maesn
+from jmeta.envs.mujoco import physics as phys
+from jmeta.envs.mujoco.maesn import GoalTask, MaesnState, PushTask
 from jmeta.errors import ConfigError
 from jmeta.tasks import evaluation_bank
 
@@ -403,7 +403,7 @@ def test_c_path_matches_plain_mujoco_and_maesn_rewards(name):
 # MJX compiles are slow on CPU (XLA's default optimisation, 2 loaded cores: wheeled ~27 s, ant ~80 s,
 # pusher ~65 s); without backend optimisations (FAST_COMPILE, and the suite's conftest flags) they
 # take ~13 s / ~35 s / ~27 s. From the reset the pusher's wrist does not reach a block within these
-# 5 steps (the wrist-pushes-a-block parity over 20 steps is measured in envs/block_push.md; the C
+# 5 steps (the wrist-pushes-a-block parity over 20 steps is measured in docs/envs/block_push.md; the C
 # path's push is checked against plain MuJoCo above).
 # Tolerances per quantity: (qpos, qvel, reward). The ant's feet touch down within the first steps;
 # the contact is solved in float32 by MJX and in float64 by MuJoCo (measured over these 5 steps:

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 import jmeta
-from jmeta.envs import maze, render
-from jmeta.envs import maze_policies as mp
+from jmeta.baselines import maze as mp
+from jmeta.envs.pixel import maze, render
 from jmeta.errors import ConfigError
 
 START = (11.0, 11.0)

@@ -1,4 +1,4 @@
-"""The JAX quad renderer (jmeta.envs.render): projection geometry, visibility, textures, jit/vmap."""
+"""The JAX quad renderer (jmeta.envs.pixel.render): projection geometry, visibility, textures, jit/vmap."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jmeta.envs.render import (
+from jmeta.envs.pixel.render import (
     Camera,
     box_quads,
     glyph,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import jmeta
-from jmeta.envs.point_nav import PointNavTask
+from jmeta.envs.toy.point_nav import PointNavTask
 from jmeta.rollout import rollout_episode, rollout_episodes, rollout_tasks, rollout_trial
 from jmeta.tasks import sample_tasks
 

@@ -90,7 +90,7 @@ def make(name: str, variant: str = "default", **overrides: Any) -> tuple[MetaEnv
 
 
 def _register_builtin() -> None:
-    from jmeta.envs import point_nav
+    from jmeta.envs.toy import point_nav
 
     register(
         "point_nav",
@@ -100,7 +100,7 @@ def _register_builtin() -> None:
             description="2D point robot, unobserved goal (MAML); 'sparse': VariBAD semicircle goals",
         ),
     )
-    from jmeta.envs import bandit, grid_nav, tabular_mdp
+    from jmeta.envs.toy import bandit, grid_nav, tabular_mdp
 
     register(
         "grid_nav",
@@ -126,7 +126,7 @@ def _register_builtin() -> None:
             description="RL² random tabular MDP: 10 states, 5 actions, N(1,1) means, Dirichlet(1) rows",
         ),
     )
-    from jmeta.envs import locomotion
+    from jmeta.envs.mujoco import locomotion
 
     for family, variants in locomotion.VARIANTS.items():
         register(
@@ -137,7 +137,7 @@ def _register_builtin() -> None:
                 description=locomotion.DESCRIPTIONS[family],
             ),
         )
-    from jmeta.envs import maesn
+    from jmeta.envs.mujoco import maesn
 
     for family, variants in maesn.VARIANTS.items():
         register(
@@ -148,7 +148,7 @@ def _register_builtin() -> None:
                 description=maesn.DESCRIPTIONS[family],
             ),
         )
-    from jmeta.envs import maze
+    from jmeta.envs.pixel import maze
 
     register(
         "maze2d",
@@ -166,7 +166,7 @@ def _register_builtin() -> None:
             description="IMPORT Maze3D: the same maze seen egocentrically, 64x48 RGB rendered in JAX",
         ),
     )
-    from jmeta.envs import visual_nav
+    from jmeta.envs.pixel import visual_nav
 
     register(
         "visual_nav",

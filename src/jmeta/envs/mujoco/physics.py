@@ -41,7 +41,7 @@ import mujoco
 import numpy as np
 from flax import struct
 
-from jmeta.envs.assets import asset_path
+from jmeta.envs.mujoco.assets import model_path
 from jmeta.errors import ConfigError
 
 PHYSICS_PATHS = ("auto", "mjx", "mujoco")
@@ -58,8 +58,8 @@ def resolve_physics(physics: str) -> str:
 
 @functools.cache
 def load_model(xml_name: str) -> mujoco.MjModel:
-    """Compiles ``envs/<xml_name>`` (cached per process). Treat the result as read-only."""
-    return mujoco.MjModel.from_xml_path(asset_path(xml_name))
+    """Compiles the packaged model ``models/<xml_name>`` (cached per process). Treat the result as read-only."""
+    return mujoco.MjModel.from_xml_path(model_path(xml_name))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jmeta.envs.maze import (
+from jmeta.envs.pixel.maze import (
     BLUE,
     FORWARD,
     GREY,

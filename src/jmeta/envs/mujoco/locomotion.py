@@ -3,9 +3,9 @@
 One class, :class:`Locomotion`, runs every published definition; a frozen :class:`LocomotionParams`
 names each piece (model, observation layout, velocity source, reward terms, termination, reset
 noise, task set). The variants in ``VARIANTS`` reproduce the reference implementations listed in
-``SOURCES``; each env card (``envs/<name>.md``) gives the definitions in full.
+``SOURCES``; each env card (``docs/envs/<name>.md``) gives the definitions in full.
 
-Physics is pluggable (:mod:`jmeta.envs.physics`): ``physics="mujoco"`` steps MuJoCo's C engine
+Physics is pluggable (:mod:`jmeta.envs.mujoco.physics`): ``physics="mujoco"`` steps MuJoCo's C engine
 from inside jit, ``physics="mjx"`` runs MJX, ``"auto"`` picks by backend. Everything below the
 physics step (observations, rewards, termination) is shared JAX code.
 
@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jmeta.envs import physics as phys
 from jmeta.envs.base import EnvSpec, StepOut
+from jmeta.envs.mujoco import physics as phys
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
 from jmeta.tasks import TaskBank
@@ -65,7 +65,7 @@ class LocomotionState:
 class LocomotionParams:
     """Static definition of one locomotion variant (every field overridable via ``jmeta.make``).
 
-    robot: "half_cheetah" | "ant" | "ant_rllab" (envs/<robot>.xml). task: "velocity" | "direction" | "direction_angle" | "goal".
+    robot: "half_cheetah" | "ant" | "ant_rllab" (models/<robot>.xml). task: "velocity" | "direction" | "direction_angle" | "goal".
     physics: "auto" | "mjx" | "mujoco". frame_skip: physics substeps per env step.
     fresh_view: body poses and contact forces from a forward pass at the new state (rllab) instead
       of what mjData holds right after mj_step (gym).

@@ -7,7 +7,7 @@ available. Closest verified relative: facebookresearch/mtenv ``mtenv/envs/mpte/t
 move forward), the reward (+1 for the right box, -1 for the wrong one, both end the episode), the
 Euclidean touch test between the agent's and the box's centres and the horizon (200) are taken;
 MiniWorld gives the agent (radius 0.4, camera 1.5 high, 60 deg field of view) and the box and wall
-sizes. Everything about the maze itself is jmeta's own (see ``envs/maze2d.md``).
+sizes. Everything about the maze itself is jmeta's own (see ``docs/envs/maze2d.md``).
 
 Definition shared by ``maze2d`` and ``maze3d`` (they differ only in the observation):
 
@@ -37,7 +37,7 @@ Task: :class:`MazeTask` — the goal colour (0 blue, 1 red, uniform) and the lay
 box cells, wall faces; ``default``: the fixed :data:`DEFAULT_LAYOUT`, ``random_layout``: one of a
 fixed, seeded bank of 100 generated 9 x 9 mazes, uniform). Shapes are static per variant, so one
 compile serves every task. ``maze2d`` observes a symbolic vector (:class:`Maze2D`), ``maze3d`` an
-egocentric image rendered by :mod:`jmeta.envs.render` (:class:`Maze3D`).
+egocentric image rendered by :mod:`jmeta.envs.pixel.render` (:class:`Maze3D`).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jmeta.envs import render
 from jmeta.envs.base import EnvSpec, StepOut
+from jmeta.envs.pixel import render
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
 
@@ -128,7 +128,7 @@ class LayoutBank:
 def wall_segments(walls: np.ndarray) -> np.ndarray:
     """The faces between wall and free cells merged into maximal straight runs, float32[n, 4].
 
-    Segments ``(x0, z0, x1, z1)`` in cell units in :mod:`jmeta.envs.render`'s floor frame, whose
+    Segments ``(x0, z0, x1, z1)`` in cell units in :mod:`jmeta.envs.pixel.render`'s floor frame, whose
     ``z`` is ``-y`` (so a camera's heading angle equals the maze heading angle), each oriented so
     that its front (``(x0, z0)`` on the viewer's left) faces the free cell. ``n`` is 28 for the
     default layout, at most 30 in the default random bank (54 unmerged faces in the default layout).
@@ -816,7 +816,7 @@ def to_render_frame(position: jax.Array, heading: jax.Array) -> tuple[jax.Array,
 
 
 class Maze3D(MazeBase):
-    """Egocentric RGB view of the same maze, rendered in JAX by :mod:`jmeta.envs.render`.
+    """Egocentric RGB view of the same maze, rendered in JAX by :mod:`jmeta.envs.pixel.render`.
 
     Observation: the image ``uint8[image_height, image_width, 3]`` scaled to float32 in [0, 1] and
     flattened row-major (``64 * 48 * 3 = 9216`` by default); :meth:`image` gives the uint8 image.
@@ -842,7 +842,7 @@ class Maze3D(MazeBase):
         return Box(0.0, 1.0, (p.image_height * p.image_width * 3,))
 
     def scene(self, state: MazeState, task: MazeTask):
-        """The :class:`jmeta.envs.render.Scene` of ``task`` as seen in ``state`` (the reveal applied)."""
+        """The :class:`jmeta.envs.pixel.render.Scene` of ``task`` as seen in ``state`` (the reveal applied)."""
         r, p = render, self.params
         segments = task.wall_segments * jnp.float32(p.cell_size)
         walls = r.quads_scene(segments, 0.0, p.wall_height, COLORS["wall"], visible=task.wall_mask)

@@ -1,4 +1,4 @@
-"""Scripted reference policies for :mod:`jmeta.envs.visual_nav` (DREAM's sign environment).
+"""Scripted reference policies for :mod:`jmeta.envs.pixel.visual_nav` (DREAM's sign environment).
 
 These policies navigate with the environment state (the agent's position and heading), so they run
 through :func:`run_trials`, a trial runner with the semantics of :func:`jmeta.rollout.rollout_trial`
@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jmeta.envs import visual_nav as vn
 from jmeta.envs.base import Task
+from jmeta.envs.pixel import visual_nav as vn
 
 #: Sign-reading viewpoints ``(x, z)`` for reading headings -28.5, -25.5, ..., 25.5 degrees (19 rows; none
 #: satisfies the conditions beyond this range).

@@ -49,8 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jmeta.envs import render as rd
 from jmeta.envs.base import EnvSpec, StepOut
+from jmeta.envs.pixel import render as rd
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
 
@@ -66,7 +66,7 @@ COLOR_RGB = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.flo
 
 WALL_HEIGHT = 2.74
 #: Collidable and drawn wall segments ``(x0, z0, x1, z1)``, fronts facing the rooms (see
-#: :mod:`jmeta.envs.render`). MiniWorld splits the hall's south wall at ``x = 6`` (one segment per
+#: :mod:`jmeta.envs.pixel.render`). MiniWorld splits the hall's south wall at ``x = 6`` (one segment per
 #: room); the union is the same line.
 WALL_SEGMENTS = np.array(
     [

@@ -7,24 +7,24 @@ validation tasks. Here both choices are fields of the params dataclass, selectab
 from the chosen split; ``held_out_bank`` is always the test set, so
 :func:`jmeta.tasks.evaluation_bank` evaluates on held-out tasks.
 
-* ``wheeled_nav``: a two-wheeled robot (``envs/wheeled.xml``) drives to a goal on the upper
+* ``wheeled_nav``: a two-wheeled robot (``models/wheeled.xml``) drives to a goal on the upper
   semicircle of radius 2. Task :class:`GoalTask`.
-* ``ant_goal_ring``: the low-gear ant (``envs/ant_low_gear.xml``, gear 30) walks its centre of mass
+* ``ant_goal_ring``: the low-gear ant (``models/ant_low_gear.xml``, gear 30) walks its centre of mass
   to a goal on the same semicircle. Task :class:`GoalTask`.
-* ``block_push``: a planar wrist (``envs/pusher.xml``) pushes the task's block (one of 5) to a goal
+* ``block_push``: a planar wrist (``models/pusher.xml``) pushes the task's block (one of 5) to a goal
   in that block's lane. Task :class:`PushTask` (block index, goal, the layout of all 5 blocks).
 
 The sparse reward keeps the dense one within ``sparse_radius`` of the goal (distance ``<=``
 radius) and otherwise replaces the goal term by its value at the origin (MAESN: ``-||g||``), so it
 carries no information about where to go until the goal region is reached.
 
-Physics is pluggable as in :mod:`jmeta.envs.locomotion` (``physics="auto" | "mjx" | "mujoco"``);
+Physics is pluggable as in :mod:`jmeta.envs.mujoco.locomotion` (``physics="auto" | "mjx" | "mujoco"``);
 observations, rewards and termination are shared JAX code over :class:`physics.PhysicsOut`.
 rllab semantics throughout: one physics step per env step (the MJCFs define no ``frame_skip``),
 then ``model.forward()``, so body poses, the centre of mass and contact forces are those of the
 new state (``fresh_view=True``). The env action is the motor control in the MJCF's ``ctrlrange``
 (MuJoCo clamps it; control costs use the action as received). Each env card
-(``envs/<name>.md``) gives the definitions in full.
+(``docs/envs/<name>.md``) gives the definitions in full.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jmeta.envs import physics as phys
 from jmeta.envs.base import EnvSpec, StepOut
-from jmeta.envs.locomotion import LocomotionState, unhealthy
+from jmeta.envs.mujoco import physics as phys
+from jmeta.envs.mujoco.locomotion import LocomotionState, unhealthy
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
 from jmeta.tasks import TaskBank

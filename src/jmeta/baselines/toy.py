@@ -10,9 +10,9 @@ take the task as ``params``; the others ignore ``params``.
 ``log_prob`` is the log-probability of the chosen action where it has a closed form (uniform
 random, greedy ties, deterministic choices); Thompson sampling returns 0.
 
-Bandits (:mod:`jmeta.envs.bandit`): :func:`uniform`, :func:`bandit_greedy`,
+Bandits (:mod:`jmeta.envs.toy.bandit`): :func:`uniform`, :func:`bandit_greedy`,
 :func:`bandit_thompson`, :func:`bandit_ucb1`; score a trial with :func:`bandit_trial_regret`.
-Grid navigation (:mod:`jmeta.envs.grid_nav`): :func:`uniform`, :func:`grid_oracle`,
+Grid navigation (:mod:`jmeta.envs.toy.grid_nav`): :func:`uniform`, :func:`grid_oracle`,
 :func:`grid_bayes_search`. :func:`run_trials` rolls a policy out on a batch of tasks.
 """
 
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jmeta.envs.base import MetaEnv, Task
-from jmeta.envs.grid_nav import GridNavParams, candidate_goals, manhattan, move
+from jmeta.envs.toy.grid_nav import GridNavParams, candidate_goals, manhattan, move
 from jmeta.rollout import RecurrentInput, RecurrentPolicyFn, rollout_trial
 from jmeta.types import Trajectory
 
@@ -175,7 +175,7 @@ def bandit_ucb1(num_arms: int) -> ReferencePolicy:
 def bandit_trial_regret(task: Any, actions: jax.Array) -> jax.Array:
     """Expected regret of the pulls ``actions`` (any shape) on ``task``: sum of ``max(p) - p[a]``.
 
-    ``task`` is a :class:`jmeta.envs.bandit.BanditTask` (``probs: [k]``); vmap for a batch.
+    ``task`` is a :class:`jmeta.envs.toy.bandit.BanditTask` (``probs: [k]``); vmap for a batch.
     """
     probs = task.probs
     return (probs.max() - probs[jnp.asarray(actions, jnp.int32)]).sum()
@@ -206,7 +206,7 @@ def step_toward(position: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def grid_oracle() -> ReferencePolicy:
-    """Knows the goal (``params`` = the :class:`~jmeta.envs.grid_nav.GridNavTask`); walks a
+    """Knows the goal (``params`` = the :class:`~jmeta.envs.toy.grid_nav.GridNavTask`); walks a
     shortest path (:func:`step_toward`) and then stays on the goal with noop."""
 
     def step_fn(task, carry, inputs: RecurrentInput, key):
@@ -253,7 +253,7 @@ def grid_bayes_search(params: GridNavParams | None = None) -> ReferencePolicy:
 
     The reward of the previous step belongs to the cell reached by the previous action, which at an
     episode start is not the observed (reset) cell, so the carry keeps the previous cell and
-    recomputes where the previous action led with :func:`jmeta.envs.grid_nav.move`.
+    recomputes where the previous action led with :func:`jmeta.envs.toy.grid_nav.move`.
     """
     params = GridNavParams() if params is None else params
     num_cells = params.num_cells
@@ -295,8 +295,8 @@ def grid_bayes_search(params: GridNavParams | None = None) -> ReferencePolicy:
 
 
 def reference_tables(num_tasks: int = 1000, seed: int = 0) -> str:
-    """Markdown tables of the reference policies' scores, as quoted in ``envs/grid_nav.md`` and
-    ``envs/bandit.md``: ``python -m jmeta.envs.reference_policies``.
+    """Markdown tables of the reference policies' scores, as quoted in ``docs/envs/grid_nav.md`` and
+    ``docs/envs/bandit.md``: ``python -m jmeta.baselines.toy``.
 
     grid_nav: per-episode return (mean ± s.e.) over a trial of 4 episodes; the deterministic
     policies are scored on every goal (the exact expectation over the uniform goal), uniform random
@@ -306,9 +306,9 @@ def reference_tables(num_tasks: int = 1000, seed: int = 0) -> str:
     """
     import numpy as np
 
-    from jmeta.envs.bandit import VARIANTS as BANDIT_VARIANTS
-    from jmeta.envs.grid_nav import GridNavTask
     from jmeta.envs.registry import make
+    from jmeta.envs.toy.bandit import VARIANTS as BANDIT_VARIANTS
+    from jmeta.envs.toy.grid_nav import GridNavTask
     from jmeta.tasks import sample_tasks
 
     def fmt(x: np.ndarray) -> str:

@@ -1,0 +1,1 @@
+"""Non-learning reference policies (scripted, oracle, Bayes-optimal) for the jmeta envs."""
