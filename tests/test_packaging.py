@@ -71,7 +71,8 @@ def test_cpu_flags_are_appended_not_overwritten():
 
 @pytest.mark.timeout(180)
 def test_batched_cholesky_in_jitted_scan_does_not_hang():
-    """Regression guard for the JAX 0.10 CPU hang in batched Cholesky solves (see DESIGN.md)."""
+    """Regression guard for the JAX 0.10 CPU hang in batched Cholesky solves: the concurrency-optimised
+    CPU scheduler stays off (jmeta._xla_flags)."""
     assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in os.environ.get("XLA_FLAGS", "")
     batch, dim = 1024, 6
     base = jax.random.normal(jax.random.key(0), (batch, dim, dim))
