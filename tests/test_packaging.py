@@ -53,8 +53,8 @@ def test_wheel_ships_env_models(tmp_path):
     for name in MODELS:
         assert f"jmeta/envs/mujoco/models/{name}" in names
     assert "jmeta/train.py" in names and "jmeta/algos/maml.py" in names
-    for module in ("envs/toy/point_nav", "envs/mujoco/physics", "envs/pixel/render",
-                   "baselines/toy", "baselines/maze", "baselines/visual_nav"):
+    for module in ("envs/toy/point_nav", "envs/mujoco/physics", "envs/pixel/render", "envs/pixel/font",
+                   "envs/pixel/maze_layouts", "baselines/toy", "baselines/maze", "baselines/visual_nav"):
         assert f"jmeta/{module}.py" in names
     assert not any(n.startswith("jmeta/_assets/") or n.endswith(".md") for n in names)  # cards stay in docs/
 

@@ -50,6 +50,7 @@ import numpy as np
 from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
+from jmeta.envs.pixel import font
 from jmeta.envs.pixel import render as rd
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
@@ -236,7 +237,7 @@ def sign_textures() -> np.ndarray:
 
     The glyphs fill the sign's height (no margin: 7 font rows per metre, so strokes stay at least
     a pixel thick up to about 7 m away at 80 x 60) and letters are two font columns apart."""
-    return np.stack([rd.text_texture(w, size=SIGN_TEXTURE_SIZE, margin=0, spacing=2) for w in SIGN_WORDS])
+    return np.stack([font.text_texture(w, size=SIGN_TEXTURE_SIZE, margin=0, spacing=2) for w in SIGN_WORDS])
 
 
 def build_scene(state: VisualNavState, task: VisualNavTask) -> rd.Scene:
