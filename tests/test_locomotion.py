@@ -304,8 +304,8 @@ def test_rllab_cheetah_uses_centre_of_mass_velocity():
 def test_pearl_cheetah_vel_task_sets_follow_pearl_seed():
     _, dist = jmeta.make("cheetah_vel", "pearl")
     expected = np.random.RandomState(1337).uniform(0.0, 3.0, size=(130,))
-    np.testing.assert_allclose(dist.train_bank.tasks.target[:, 0], expected[:100], rtol=1e-6)
-    np.testing.assert_allclose(dist.held_out_bank.tasks.target[:, 0], expected[100:], rtol=1e-6)
+    np.testing.assert_allclose(dist.fixed_split.train.tasks.target[:, 0], expected[:100], rtol=1e-6)
+    np.testing.assert_allclose(dist.held_out.tasks.target[:, 0], expected[100:], rtol=1e-6)
     _, test_dist = jmeta.make("cheetah_vel", "pearl", split="test")
     drawn = jax.vmap(test_dist.sample)(jax.random.split(jax.random.key(0), 64)).target[:, 0]
     assert set(np.round(np.asarray(drawn), 5)) <= set(np.round(expected[100:].astype(np.float32), 5))
@@ -385,9 +385,17 @@ def test_fixed_test_sets_are_the_evaluation_bank():
     _, dist = jmeta.make("cheetah_vel", "pearl")
     bank = evaluation_bank(dist, 40)
     assert bank.size == 30
-    np.testing.assert_array_equal(bank.tasks.target, dist.held_out_bank.tasks.target)
+    np.testing.assert_array_equal(bank.tasks.target, dist.held_out.tasks.target)
     _, fresh = jmeta.make("cheetah_vel")
+    assert fresh.held_out is None and fresh.fixed_split is None
     assert evaluation_bank(fresh, 40).size == 40
+    # PEARL cheetah-dir: train = test = both directions; ant_goal pearl: 150 train / 30 held out.
+    _, cdir = jmeta.make("cheetah_dir", "pearl")
+    np.testing.assert_array_equal(cdir.fixed_split.train.tasks.target, cdir.held_out.tasks.target)
+    np.testing.assert_array_equal(np.sort(cdir.held_out.tasks.target[:, 0]), [-1.0, 1.0])
+    _, goal = jmeta.make("ant_goal", "pearl")
+    assert goal.fixed_split.train.size == 150 and goal.held_out.size == 30
+    assert jmeta.make("ant_goal", "pearl", held_out_tasks=0)[1].held_out is None
 
 
 def test_rescale_actions_scale_ten_maps_onto_the_motor_box():
@@ -451,4 +459,5 @@ def test_fixed_task_banks_survive_a_first_use_under_jit():
     first = jax.jit(dist.sample)(jax.random.key(0))
     again = dist.sample(jax.random.key(0))  # reuses the cached bank outside the trace
     np.testing.assert_array_equal(first.target, again.target)
-    assert isinstance(dist.train_bank.tasks.target, jax.Array) and dist.train_bank.size == 100
+    assert isinstance(dist.fixed_split.train.tasks.target, jax.Array) and dist.fixed_split.train.size == 100
+    assert isinstance(dist.held_out.tasks.target, jax.Array) and dist.held_out.size == 30

@@ -28,7 +28,7 @@ from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.envs.mujoco import physics as phys
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
-from jmeta.tasks import TaskBank
+from jmeta.tasks import FixedSplit, TaskBank, TaskDistributionBase
 
 ROBOTS = {"half_cheetah": "half_cheetah.xml", "ant": "ant.xml", "ant_rllab": "ant_rllab.xml"}
 OBS_PARTS = ("torso_xpos", "qpos", "qpos_no_x", "qpos_no_xy", "qvel", "cfrc_clipped", "torso_xmat", "com")
@@ -332,10 +332,11 @@ def unhealthy(qpos: jax.Array, qvel: jax.Array, z_low: float, z_high: float) -> 
 
 
 @dataclasses.dataclass(frozen=True)
-class LocomotionTaskDistribution:
+class LocomotionTaskDistribution(TaskDistributionBase):
     """Samples :class:`LocomotionTask` as the variant defines; finite sets when ``fixed_tasks``.
 
-    ``held_out_bank`` is the variant's fixed test set (None when tasks are drawn fresh).
+    ``fixed_split`` holds the variant's fixed train and held-out sets (None when tasks are drawn
+    fresh); ``held_out`` is its held-out set (None without one).
     """
 
     params: LocomotionParams
@@ -343,20 +344,16 @@ class LocomotionTaskDistribution:
     def sample(self, key: jax.Array) -> LocomotionTask:
         p = self.params
         if p.fixed_tasks:
-            bank = self.train_bank if p.split == "train" else self.held_out_bank
-            index = jax.random.randint(key, (), 0, bank.size)
-            return bank.get(index)
+            return self.fixed_split.sample(key, p.split)
         return _sample_fresh(p, key)
 
     @functools.cached_property
-    def train_bank(self) -> TaskBank | None:
-        return _fixed_banks(self.params)[0] if self.params.fixed_tasks else None
+    def fixed_split(self) -> FixedSplit | None:
+        return _fixed_split(self.params) if self.params.fixed_tasks else None
 
-    @functools.cached_property
-    def held_out_bank(self) -> TaskBank | None:
-        if not (self.params.fixed_tasks and self.params.held_out_tasks):
-            return None
-        return _fixed_banks(self.params)[1]
+    @property
+    def held_out(self) -> TaskBank | None:
+        return None if self.fixed_split is None else self.fixed_split.held_out
 
 
 def _sample_fresh(p: LocomotionParams, key: jax.Array) -> LocomotionTask:
@@ -383,35 +380,27 @@ def _sample_fresh(p: LocomotionParams, key: jax.Array) -> LocomotionTask:
     return LocomotionTask(target=target)
 
 
-def _fixed_banks(p: LocomotionParams) -> tuple[TaskBank, TaskBank]:
+def _fixed_split(p: LocomotionParams) -> FixedSplit:
     """Train and held-out sets: the first ``fixed_tasks`` and the last ``held_out_tasks`` of one
     list (as PEARL splits ``range(n_tasks)``). With ``task_set_numpy_legacy`` the velocity targets
     are numpy's legacy ``seed(task_set_seed); uniform(low, high, n)`` draw (PEARL's cheetah-vel).
 
-    Always computed eagerly: the banks are cached on the distribution, so they must be concrete
-    arrays even when first requested while ``sample`` is being traced under ``jit``."""
-    with jax.ensure_compile_time_eval():
-        return _build_fixed_banks(p)
-
-
-def _build_fixed_banks(p: LocomotionParams) -> tuple[TaskBank, TaskBank]:
+    Always computed eagerly (:class:`FixedSplit`): the split is cached on the distribution, so it
+    must hold concrete arrays even when first requested while ``sample`` is being traced."""
     total = p.fixed_tasks + p.held_out_tasks
     if p.task == "direction" and p.fixed_tasks == len(p.direction_values):
-        values = jnp.asarray(p.direction_values, jnp.float32)
-        targets = jnp.stack([values, jnp.zeros_like(values)], axis=1)
-        bank = TaskBank(LocomotionTask(target=targets))
-        return bank, bank  # PEARL cheetah-dir: train = test = both directions
+        # PEARL cheetah-dir: train = test = both directions.
+        with jax.ensure_compile_time_eval():
+            values = jnp.asarray(p.direction_values, jnp.float32)
+            tasks = LocomotionTask(target=jnp.stack([values, jnp.zeros_like(values)], axis=1))
+        return FixedSplit.from_tasks(tasks, p.fixed_tasks, p.fixed_tasks if p.held_out_tasks else 0)
     if p.task_set_numpy_legacy:
         rng = np.random.RandomState(p.task_set_seed)
         values = rng.uniform(p.target_low, p.target_high, size=(total,)).astype(np.float32)
-        targets = jnp.stack([jnp.asarray(values), jnp.zeros(total, jnp.float32)], axis=1)
-        tasks = LocomotionTask(target=targets)
-    else:
-        keys = jax.random.split(jax.random.key(p.task_set_seed), total)
-        tasks = jax.vmap(lambda k: _sample_fresh(p, k))(keys)
-    train = TaskBank(jax.tree_util.tree_map(lambda x: x[: p.fixed_tasks], tasks))
-    test = TaskBank(jax.tree_util.tree_map(lambda x: x[total - p.held_out_tasks :], tasks))
-    return train, test
+        with jax.ensure_compile_time_eval():
+            targets = jnp.stack([jnp.asarray(values), jnp.zeros(total, jnp.float32)], axis=1)
+        return FixedSplit.from_tasks(LocomotionTask(target=targets), p.fixed_tasks, p.held_out_tasks)
+    return FixedSplit.from_seed(functools.partial(_sample_fresh, p), p.task_set_seed, p.fixed_tasks, p.held_out_tasks)
 
 
 # --------------------------------------------------------------------------------- definitions

@@ -4,7 +4,7 @@ Gupta et al. 2018 (MAESN, russellmendonca/maesn_suite) meta-train on a dense rew
 set of 100 training tasks and meta-test on a sparse reward over a fixed, disjoint set of 100
 validation tasks. Here both choices are fields of the params dataclass, selectable per run:
 ``reward="dense" | "sparse"`` and ``split="train" | "test"``. The distribution's ``sample`` draws
-from the chosen split; ``held_out_bank`` is always the test set, so
+from the chosen split; its ``held_out`` is always the test set, so
 :func:`jmeta.tasks.evaluation_bank` evaluates on held-out tasks.
 
 * ``wheeled_nav``: a two-wheeled robot (``models/wheeled.xml``) drives to a goal on the upper
@@ -43,7 +43,7 @@ from jmeta.envs.mujoco import physics as phys
 from jmeta.envs.mujoco.locomotion import LocomotionState, unhealthy
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
-from jmeta.tasks import TaskBank
+from jmeta.tasks import FixedSplit, TaskBank, TaskDistributionBase
 
 REWARDS = ("dense", "sparse")
 SPLITS = ("train", "test")
@@ -460,26 +460,28 @@ class BlockPush(_MaesnEnv):
 
 
 @dataclasses.dataclass(frozen=True)
-class MaesnTaskDistribution:
+class MaesnTaskDistribution(TaskDistributionBase):
     """Draws uniformly from the fixed train or test set (``params.split``).
 
-    ``train_bank`` / ``held_out_bank``: the two fixed, disjoint :class:`TaskBank` s (sizes
-    ``train_tasks`` / ``test_tasks``); ``held_out_bank`` is what evaluation uses.
+    ``fixed_split``: the two fixed, disjoint sets (sizes ``train_tasks`` / ``test_tasks``);
+    ``held_out`` (its test set) is what evaluation uses.
     """
 
     params: MaesnParams
 
     def sample(self, key: jax.Array):
-        bank = self.train_bank if self.params.split == "train" else self.held_out_bank
-        return bank.get(jax.random.randint(key, (), 0, bank.size))
+        return self.fixed_split.sample(key, self.params.split)
 
     @functools.cached_property
-    def train_bank(self) -> TaskBank:
-        return _fixed_banks(self.params)[0]
+    def fixed_split(self) -> FixedSplit:
+        """Train and test sets from ``jax.random.key(task_set_seed)``, disjoint draws (fold_in 0 / 1),
+        built eagerly (:class:`FixedSplit`)."""
+        p = self.params
+        return FixedSplit.from_seed_disjoint(functools.partial(_task_set, p), p.task_set_seed, p.train_tasks, p.test_tasks)
 
-    @functools.cached_property
-    def held_out_bank(self) -> TaskBank:
-        return _fixed_banks(self.params)[1]
+    @property
+    def held_out(self) -> TaskBank:
+        return self.fixed_split.held_out
 
 
 def semicircle_goals(key: jax.Array, num: int, radius: float) -> GoalTask:
@@ -517,18 +519,6 @@ def _task_set(p: MaesnParams, key: jax.Array, num: int):
         order = jax.random.permutation(k_shuffle, num)  # MAESN shuffles the tasks of all layouts
         return jax.tree_util.tree_map(lambda x: x[order], tasks)
     return semicircle_goals(key, num, p.goal_radius)
-
-
-def _fixed_banks(p: MaesnParams) -> tuple[TaskBank, TaskBank]:
-    """(train, test) banks from ``jax.random.key(task_set_seed)``, disjoint draws (fold_in 0 / 1).
-
-    Computed eagerly (the banks are cached on the distribution, possibly first while ``sample`` is
-    being traced under ``jit``)."""
-    with jax.ensure_compile_time_eval():
-        key = jax.random.key(p.task_set_seed)
-        train = _task_set(p, jax.random.fold_in(key, 0), p.train_tasks)
-        test = _task_set(p, jax.random.fold_in(key, 1), p.test_tasks)
-        return TaskBank(train), TaskBank(test)
 
 
 # --------------------------------------------------------------------------------- definitions

@@ -66,6 +66,7 @@ from jmeta.envs.pixel.maze_layouts import (
 )
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
+from jmeta.tasks import TaskDistributionBase
 
 # ---------------------------------------------------------------- constants
 
@@ -192,7 +193,7 @@ def task_from_bank(bank: LayoutBank, index: jax.Array | int, goal: jax.Array | i
 
 
 @dataclasses.dataclass(frozen=True)
-class MazeTaskDistribution:
+class MazeTaskDistribution(TaskDistributionBase):
     """Goal colour uniform over {blue, red}; layout uniform over the variant's bank."""
 
     params: MazeParams

@@ -54,6 +54,7 @@ from jmeta.envs.pixel import font
 from jmeta.envs.pixel import render as rd
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
+from jmeta.tasks import TaskDistributionBase
 
 COLOR_NAMES = ("blue", "red", "green")  # dream's env_id order (text = ["BLUE", "RED", "GREEN"])
 SIGN_WORDS = ("BLUE", "RED", "GREEN")
@@ -172,7 +173,7 @@ SOURCES = {"default": "ezliu/dream envs/miniworld/sign.py (SignEnv) on maximecb/
 
 
 @dataclasses.dataclass(frozen=True)
-class VisualNavTaskDistribution:
+class VisualNavTaskDistribution(TaskDistributionBase):
     """Goal colour uniform over {blue, red, green} (dream: ``env_ids`` = [0, 1, 2] for train and test)."""
 
     params: VisualNavParams

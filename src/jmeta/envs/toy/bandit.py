@@ -25,6 +25,7 @@ from flax import struct
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
+from jmeta.tasks import TaskDistributionBase
 
 
 @struct.dataclass
@@ -79,7 +80,7 @@ def _check(params: BanditParams) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class BanditTaskDistribution:
+class BanditTaskDistribution(TaskDistributionBase):
     """Arm means i.i.d. ``U[prob_low, prob_high]`` (RL²: ``U[0, 1]``)."""
 
     params: BanditParams

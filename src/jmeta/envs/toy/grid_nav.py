@@ -30,6 +30,7 @@ from flax import struct
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
+from jmeta.tasks import TaskDistributionBase
 
 #: Cells never used as goals: the start and its three neighbours in the corner.
 EXCLUDED_GOALS = ((0, 0), (0, 1), (1, 0), (1, 1))
@@ -102,7 +103,7 @@ def _check(params: GridNavParams) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class GridNavTaskDistribution:
+class GridNavTaskDistribution(TaskDistributionBase):
     """Goal uniform over :func:`candidate_goals` (VariBAD: ``random.choice(possible_goals)``)."""
 
     params: GridNavParams

@@ -27,6 +27,7 @@ from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.spaces import Box
+from jmeta.tasks import TaskDistributionBase
 
 
 @struct.dataclass
@@ -71,7 +72,7 @@ SOURCES = {
 
 
 @dataclasses.dataclass(frozen=True)
-class PointNavTaskDistribution:
+class PointNavTaskDistribution(TaskDistributionBase):
     """Samples :class:`PointNavTask` goals as the variant defines."""
 
     params: PointNavParams

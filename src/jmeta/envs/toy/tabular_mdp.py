@@ -24,6 +24,7 @@ from flax import struct
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
+from jmeta.tasks import TaskDistributionBase
 
 
 @struct.dataclass
@@ -85,7 +86,7 @@ def _check(params: TabularMDPParams) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class TabularMDPTaskDistribution:
+class TabularMDPTaskDistribution(TaskDistributionBase):
     """``mu ~ N(1, 1)`` i.i.d. per (s, a); ``P[s, a] ~ Dirichlet(1)`` i.i.d. per (s, a)."""
 
     params: TabularMDPParams
