@@ -1,1 +1,14 @@
-"""MuJoCo task families (locomotion, MAESN), their two physics paths and their MJCF models."""
+"""MuJoCo task families and what they share.
+
+* :mod:`~jmeta.envs.mujoco.physics`: the two physics paths (MuJoCo's C engine from inside ``jit``,
+  and MJX) behind one interface; :mod:`~jmeta.envs.mujoco.assets` locates the MJCF models, which
+  ship as package data in ``models/``.
+* :mod:`~jmeta.envs.mujoco.locomotion`: cheetah_vel, cheetah_dir, ant_vel, ant_dir, ant_goal.
+* :mod:`~jmeta.envs.mujoco.maesn`: MAESN's wheeled_nav, ant_goal_ring, block_push.
+
+Importing this package imports (and so registers) the env modules.
+"""
+
+from jmeta.envs.mujoco import assets, locomotion, maesn, physics
+
+__all__ = ["assets", "locomotion", "maesn", "physics"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,7 @@ from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.envs.mujoco import physics as phys
+from jmeta.envs.registry import EnvEntry, register
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
 from jmeta.tasks import FixedSplit, TaskBank, TaskDistributionBase
@@ -160,7 +162,7 @@ class Locomotion:
 
     VERSION = "1"
 
-    def __init__(self, name: str, params: LocomotionParams, variant: str, source: str):
+    def __init__(self, name: str, params: LocomotionParams, variant: str, source: str | Mapping[str, str]):
         params.validate(name)
         self.name, self.params = name, params
         self.contact_forces = params.contact_cost != 0.0 or "cfrc_clipped" in params.obs
@@ -175,13 +177,10 @@ class Locomotion:
         model = self.physics.model
         self._init_qpos = jnp.asarray(phys.initial_qpos(model), jnp.float32)
         obs_dim = sum(self._part_size(part) for part in params.obs)
-        self.spec = EnvSpec(
-            name=name,
-            variant=variant,
+        self.spec = EnvSpec.from_params(
+            name, variant, params,
             observation_space=Box(float("-inf"), float("inf"), (obs_dim,)),
             action_space=Box(-1.0, 1.0, (model.nu,)),
-            horizon=params.horizon,
-            episodes_per_trial=params.episodes_per_trial,
             version=self.VERSION,
             source=source,
         )
@@ -540,5 +539,12 @@ DESCRIPTIONS = {
 
 def build(name: str, params: LocomotionParams, variant: str):
     """Registry builder: (env, task distribution) of family ``name``."""
-    source = SOURCES[name].get(variant, SOURCES[name]["default"])
-    return Locomotion(name, params, variant, source), LocomotionTaskDistribution(params)
+    return Locomotion(name, params, variant, SOURCES[name]), LocomotionTaskDistribution(params)
+
+
+for _family, _variants in VARIANTS.items():
+    register(
+        _family,
+        EnvEntry(variants=_variants, build=functools.partial(build, _family), description=DESCRIPTIONS[_family]),
+    )
+del _family, _variants

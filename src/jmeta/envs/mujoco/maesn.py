@@ -32,6 +32,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +42,7 @@ from flax import struct
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.envs.mujoco import physics as phys
 from jmeta.envs.mujoco.locomotion import LocomotionState, unhealthy
+from jmeta.envs.registry import EnvEntry, register
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
 from jmeta.tasks import FixedSplit, TaskBank, TaskDistributionBase
@@ -233,7 +235,7 @@ class _MaesnEnv(abc.ABC):
     CONTACT_FORCES = False
     READS_POSES = False  # keep body poses in the state (else they are never computed under jit)
 
-    def __init__(self, name: str, params: MaesnParams, variant: str, source: str):
+    def __init__(self, name: str, params: MaesnParams, variant: str, source: str | Mapping[str, str]):
         params.validate(name)
         self.name, self.params = name, params
         self.physics = phys.make_physics(
@@ -249,13 +251,10 @@ class _MaesnEnv(abc.ABC):
         low, high = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
         if not (np.all(low == low[0]) and np.all(high == high[0])):
             raise ConfigError(f"{self.XML}: motors must share one ctrlrange")
-        self.spec = EnvSpec(
-            name=name,
-            variant=variant,
+        self.spec = EnvSpec.from_params(
+            name, variant, params,
             observation_space=Box(float("-inf"), float("inf"), (self.obs_dim,)),
             action_space=Box(float(low[0]), float(high[0]), (model.nu,)),
-            horizon=params.horizon,
-            episodes_per_trial=params.episodes_per_trial,
             version=self.VERSION,
             source=source,
         )
@@ -365,7 +364,7 @@ class AntGoalRing(_MaesnEnv):
     READS_POSES = True
     obs_dim = 15 + 14 + 14 * 6 + 9 + 3
 
-    def __init__(self, name: str, params: AntGoalRingParams, variant: str, source: str):
+    def __init__(self, name: str, params: AntGoalRingParams, variant: str, source: str | Mapping[str, str]):
         super().__init__(name, params, variant, source)
         model = self.physics.model
         mass = np.asarray(model.body_mass[TORSO:], np.float64)  # the torso's subtree: every body but the world
@@ -424,7 +423,7 @@ class BlockPush(_MaesnEnv):
     XML = "pusher.xml"
     obs_dim = 3 + 2 * NUM_BLOCKS + 13
 
-    def __init__(self, name: str, params: BlockPushParams, variant: str, source: str):
+    def __init__(self, name: str, params: BlockPushParams, variant: str, source: str | Mapping[str, str]):
         super().__init__(name, params, variant, source)
         model = self.physics.model
         ids = [int(model.body(body).id) for body in BLOCK_BODIES]
@@ -570,5 +569,12 @@ ENV_CLASSES = {"wheeled_nav": WheeledNav, "ant_goal_ring": AntGoalRing, "block_p
 
 def build(name: str, params: MaesnParams, variant: str):
     """Registry builder: (env, task distribution) of family ``name``."""
-    source = SOURCES[name].get(variant, SOURCES[name]["default"])
-    return ENV_CLASSES[name](name, params, variant, source), MaesnTaskDistribution(params)
+    return ENV_CLASSES[name](name, params, variant, SOURCES[name]), MaesnTaskDistribution(params)
+
+
+for _family, _variants in VARIANTS.items():
+    register(
+        _family,
+        EnvEntry(variants=_variants, build=functools.partial(build, _family), description=DESCRIPTIONS[_family]),
+    )
+del _family, _variants

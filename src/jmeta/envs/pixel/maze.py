@@ -64,6 +64,7 @@ from jmeta.envs.pixel.maze_layouts import (
     parse_layout,
     random_layouts,
 )
+from jmeta.envs.registry import EnvEntry, register
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
 from jmeta.tasks import TaskDistributionBase
@@ -331,13 +332,10 @@ class MazeBase(abc.ABC):
         params.validate()
         self.params = params
         self.bank = layout_bank(params)
-        self.spec = EnvSpec(
-            name=self.NAME,
-            variant=variant,
+        self.spec = EnvSpec.from_params(
+            self.NAME, variant, params,
             observation_space=self.observation_space(),
             action_space=Discrete(NUM_ACTIONS),
-            horizon=params.horizon,
-            episodes_per_trial=params.episodes_per_trial,
             version=self.VERSION,
             source=SOURCE,
         )
@@ -594,3 +592,21 @@ VARIANTS_3D: dict[str, Maze3DParams] = {
     "default": Maze3DParams(),
     "random_layout": Maze3DParams(layout="random"),
 }
+
+
+register(
+    "maze2d",
+    EnvEntry(
+        variants=VARIANTS_2D,
+        build=lambda p, v: (Maze2D(p, v), MazeTaskDistribution(p)),
+        description="IMPORT Maze2D: a grey box reveals which of a blue/red box is the goal (+1/-1); symbolic obs",
+    ),
+)
+register(
+    "maze3d",
+    EnvEntry(
+        variants=VARIANTS_3D,
+        build=lambda p, v: (Maze3D(p, v), MazeTaskDistribution(p)),
+        description="IMPORT Maze3D: the same maze seen egocentrically, 64x48 RGB rendered in JAX",
+    ),
+)

@@ -52,6 +52,7 @@ from flax import struct
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.envs.pixel import font
 from jmeta.envs.pixel import render as rd
+from jmeta.envs.registry import EnvEntry, register
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
 from jmeta.tasks import TaskDistributionBase
@@ -301,15 +302,12 @@ class VisualNav:
     def __init__(self, params: VisualNavParams, variant: str = "default"):
         params.validate()
         self.params = params
-        self.spec = EnvSpec(
-            name="visual_nav",
-            variant=variant,
+        self.spec = EnvSpec.from_params(
+            "visual_nav", variant, params,
             observation_space=Box(0.0, 1.0, (image_size(params) + len(OBJECT_TYPES),)),
             action_space=Discrete(NUM_ACTIONS),
-            horizon=params.horizon,
-            episodes_per_trial=params.episodes_per_trial,
             version=self.VERSION,
-            source=SOURCES.get(variant, SOURCES["default"]),
+            source=SOURCES,
         )
 
     def reset(self, key: jax.Array, task: VisualNavTask) -> tuple[jax.Array, VisualNavState]:
@@ -354,3 +352,13 @@ class VisualNav:
                 "touched": any_near.astype(jnp.float32),
             },
         )
+
+
+register(
+    "visual_nav",
+    EnvEntry(
+        variants=VARIANTS,
+        build=lambda p, v: (VisualNav(p, v), VisualNavTaskDistribution(p)),
+        description="DREAM sign env: 3 rooms, a sign names the goal colour; go to the box/key; 80x60 RGB",
+    ),
+)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
+from jmeta.envs.registry import EnvEntry, register
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
 from jmeta.tasks import TaskDistributionBase
@@ -99,15 +100,12 @@ class Bandit:
     def __init__(self, params: BanditParams, variant: str = "default"):
         _check(params)
         self.params = params
-        self.spec = EnvSpec(
-            name="bandit",
-            variant=variant,
+        self.spec = EnvSpec.from_params(
+            "bandit", variant, params,
             observation_space=Box(0.0, 1.0, (1,)),
             action_space=Discrete(params.num_arms),
-            horizon=params.horizon,
-            episodes_per_trial=params.episodes_per_trial,
             version=self.VERSION,
-            source=SOURCES.get(variant, _SOURCE),
+            source=SOURCES,
         )
 
     def reset(self, key: jax.Array, task: BanditTask) -> tuple[jax.Array, BanditState]:
@@ -130,3 +128,13 @@ class Bandit:
                 "regret": (jnp.max(task.probs) - mean).astype(jnp.float32),
             },
         )
+
+
+register(
+    "bandit",
+    EnvEntry(
+        variants=VARIANTS,
+        build=lambda p, v: (Bandit(p, v), BanditTaskDistribution(p)),
+        description="RL² Bernoulli k-armed bandit, p ~ U[0,1]^k, one pull per episode, n pulls",
+    ),
+)

@@ -28,6 +28,7 @@ import numpy as np
 from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
+from jmeta.envs.registry import EnvEntry, register
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
 from jmeta.tasks import TaskDistributionBase
@@ -122,15 +123,12 @@ class GridNav:
     def __init__(self, params: GridNavParams, variant: str = "default"):
         _check(params)
         self.params = params
-        self.spec = EnvSpec(
-            name="grid_nav",
-            variant=variant,
+        self.spec = EnvSpec.from_params(
+            "grid_nav", variant, params,
             observation_space=Box(0.0, float(params.num_cells - 1), (2,)),
             action_space=Discrete(NUM_ACTIONS),
-            horizon=params.horizon,
-            episodes_per_trial=params.episodes_per_trial,
             version=self.VERSION,
-            source=SOURCES.get(variant, SOURCES["default"]),
+            source=SOURCES,
         )
 
     def reset(self, key: jax.Array, task: GridNavTask) -> tuple[jax.Array, GridNavState]:
@@ -158,3 +156,13 @@ class GridNav:
                 "distance": manhattan(position, task.goal).astype(jnp.float32),
             },
         )
+
+
+register(
+    "grid_nav",
+    EnvEntry(
+        variants=VARIANTS,
+        build=lambda p, v: (GridNav(p, v), GridNavTaskDistribution(p)),
+        description="VariBAD GridNavi: 5x5 grid, unobserved goal cell, 4 episodes of 15 steps",
+    ),
+)

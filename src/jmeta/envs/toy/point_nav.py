@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
+from jmeta.envs.registry import EnvEntry, register
 from jmeta.spaces import Box
 from jmeta.tasks import TaskDistributionBase
 
@@ -94,15 +95,12 @@ class PointNav:
 
     def __init__(self, params: PointNavParams, variant: str = "default"):
         self.params = params
-        self.spec = EnvSpec(
-            name="point_nav",
-            variant=variant,
+        self.spec = EnvSpec.from_params(
+            "point_nav", variant, params,
             observation_space=Box(float("-inf"), float("inf"), (2,)),
             action_space=Box(-params.max_step, params.max_step, (2,)),
-            horizon=params.horizon,
-            episodes_per_trial=params.episodes_per_trial,
             version=self.VERSION,
-            source=SOURCES.get(variant, SOURCES["default"]),
+            source=SOURCES,
         )
 
     def reset(self, key: jax.Array, task: PointNavTask) -> tuple[jax.Array, PointNavState]:
@@ -140,3 +138,13 @@ class PointNav:
             truncated=new_state.time >= p.horizon,
             info={"distance": distance},
         )
+
+
+register(
+    "point_nav",
+    EnvEntry(
+        variants=VARIANTS,
+        build=lambda p, v: (PointNav(p, v), PointNavTaskDistribution(p)),
+        description="2D point robot, unobserved goal (MAML); 'sparse': VariBAD semicircle goals",
+    ),
+)

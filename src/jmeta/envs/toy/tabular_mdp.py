@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
+from jmeta.envs.registry import EnvEntry, register
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box, Discrete
 from jmeta.tasks import TaskDistributionBase
@@ -114,15 +115,12 @@ class TabularMDP:
     def __init__(self, params: TabularMDPParams, variant: str = "default"):
         _check(params)
         self.params = params
-        self.spec = EnvSpec(
-            name="tabular_mdp",
-            variant=variant,
+        self.spec = EnvSpec.from_params(
+            "tabular_mdp", variant, params,
             observation_space=Box(0.0, 1.0, (params.num_states,)),
             action_space=Discrete(params.num_actions),
-            horizon=params.horizon,
-            episodes_per_trial=params.episodes_per_trial,
             version=self.VERSION,
-            source=SOURCES.get(variant, _SOURCE),
+            source=SOURCES,
         )
 
     def observe(self, state: jax.Array) -> jax.Array:
@@ -155,3 +153,13 @@ class TabularMDP:
             truncated=new_state.time >= p.horizon,
             info={"expected_reward": mean.astype(jnp.float32)},
         )
+
+
+register(
+    "tabular_mdp",
+    EnvEntry(
+        variants=VARIANTS,
+        build=lambda p, v: (TabularMDP(p, v), TabularMDPTaskDistribution(p)),
+        description="RL² random tabular MDP: 10 states, 5 actions, N(1,1) means, Dirichlet(1) rows",
+    ),
+)
