@@ -24,6 +24,7 @@ ISOLATED_MODULES = [
     "jmeta.envs.toy.point_nav",
     "jmeta.envs.toy.bandit",
     "jmeta.envs.mujoco.physics",
+    "jmeta.envs.mujoco.common",
     "jmeta.envs.mujoco.maesn",
     "jmeta.envs.pixel.render",
     "jmeta.envs.pixel.font",

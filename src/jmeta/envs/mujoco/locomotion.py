@@ -27,6 +27,7 @@ from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.envs.mujoco import physics as phys
+from jmeta.envs.mujoco.common import TORSO, MujocoState, unhealthy
 from jmeta.envs.registry import EnvEntry, register
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
@@ -36,7 +37,6 @@ ROBOTS = {"half_cheetah": "half_cheetah.xml", "ant": "ant.xml", "ant_rllab": "an
 OBS_PARTS = ("torso_xpos", "qpos", "qpos_no_x", "qpos_no_xy", "qvel", "cfrc_clipped", "torso_xmat", "com")
 VELOCITY_SOURCES = ("qpos_x", "torso_xpos", "com_velocity")
 TASK_KINDS = ("velocity", "direction", "direction_angle", "goal")
-TORSO = 1  # body index of the torso in both models (0 is the world)
 
 
 @struct.dataclass
@@ -47,20 +47,8 @@ class LocomotionTask:
     target: jax.Array
 
 
-@struct.dataclass
-class LocomotionState:
-    """Physics view after the last step (see :class:`physics.PhysicsOut`) plus the step counter.
-
-    qpos float32[nq], qvel float32[nv], xpos float32[nbody, 3], xmat float32[nbody, 9],
-    cfrc_ext float32[nbody or 0, 6], time int32.
-    """
-
-    qpos: jax.Array
-    qvel: jax.Array
-    xpos: jax.Array
-    xmat: jax.Array
-    cfrc_ext: jax.Array
-    time: jax.Array
+#: The locomotion envs' state: the shared MuJoCo state pytree (qpos, qvel, xpos, xmat, cfrc_ext, time).
+LocomotionState = MujocoState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,14 +305,6 @@ class Locomotion:
         if not p.terminate:
             return jnp.zeros((), bool)
         return unhealthy(state.qpos, state.qvel, p.z_low, p.z_high)
-
-
-def unhealthy(qpos: jax.Array, qvel: jax.Array, z_low: float, z_high: float) -> jax.Array:
-    """Bool scalar: the state is non-finite or the torso height ``qpos[2]`` leaves [z_low, z_high]
-    (the ant's termination in rllab and the gym ports)."""
-    finite = jnp.all(jnp.isfinite(qpos)) & jnp.all(jnp.isfinite(qvel))
-    z = qpos[2]
-    return ~(finite & (z >= z_low) & (z <= z_high))
 
 
 # --------------------------------------------------------------------------------- task sets

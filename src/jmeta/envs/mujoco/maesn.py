@@ -41,7 +41,7 @@ from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.envs.mujoco import physics as phys
-from jmeta.envs.mujoco.locomotion import LocomotionState, unhealthy
+from jmeta.envs.mujoco.common import TORSO, MujocoState, unhealthy
 from jmeta.envs.registry import EnvEntry, register
 from jmeta.errors import ConfigError
 from jmeta.spaces import Box
@@ -49,7 +49,6 @@ from jmeta.tasks import FixedSplit, TaskBank, TaskDistributionBase
 
 REWARDS = ("dense", "sparse")
 SPLITS = ("train", "test")
-TORSO = 1  # the ant's torso body
 NUM_BLOCKS = 5
 BLOCK_BODIES = tuple(f"obj{k + 1}" for k in range(NUM_BLOCKS))
 #: block_push layouts (MAESN ``save_goal_samples``): lane i spans y in [-0.5 + 0.2 i, -0.3 + 0.2 i];
@@ -100,11 +99,11 @@ class PushTask:
     blocks: jax.Array
 
 
-#: The physics state after the last step and the step counter: the locomotion envs' state pytree
+#: The physics state after the last step and the step counter: the shared MuJoCo state pytree
 #: (qpos float32[nq], qvel float32[nv], time int32). xpos float32[nbody, 3] / xmat float32[nbody, 9]
 #: are kept only by envs that read them (the ant), else float32[0, 3] / [0, 9]; cfrc_ext
 #: float32[nbody, 6] (the ant) or float32[0, 6].
-MaesnState = LocomotionState
+MaesnState = MujocoState
 
 
 # --------------------------------------------------------------------------------- params
