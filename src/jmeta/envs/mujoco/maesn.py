@@ -114,7 +114,7 @@ class MaesnParams:
     """Fields shared by the three MAESN tasks (every field overridable via ``jmeta.make``).
 
     reward: "dense" (meta-training) | "sparse" (meta-test). split: "train" | "test", the fixed
-    task set ``sample`` draws from (``held_out_bank`` is always the test set).
+    task set ``sample`` draws from (``held_out`` is always the test set).
     sparse_radius: the sparse reward equals the dense one while the distance to the goal is
       ``<= sparse_radius``; beyond it the goal term is its value at the origin.
     train_tasks / test_tasks / task_set_seed: sizes of the two fixed task sets and the seed they
