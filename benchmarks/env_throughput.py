@@ -40,7 +40,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jmeta  # noqa: E402
-from jmeta.envs import physics as phys  # noqa: E402
+from jmeta.envs.mujoco import physics as phys  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import write_result  # noqa: E402
@@ -148,7 +148,7 @@ def time_mujoco_rollout(model_or_xml, batch: int, steps: int, frame_skip: int, r
 def time_gymnasium(robot: str, steps: int) -> dict:
     import gymnasium
 
-    env = gymnasium.make(GYM_IDS[robot], xml_file=phys.asset_path(f"{robot}.xml"))
+    env = gymnasium.make(GYM_IDS[robot], xml_file=phys.model_path(f"{robot}.xml"))
     env.reset(seed=0)
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, env.action_space.shape[0]))
     t0 = time.perf_counter()

@@ -24,7 +24,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jmeta.envs import physics as phys  # noqa: E402
+from jmeta.envs.mujoco import physics as phys  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import write_result  # noqa: E402

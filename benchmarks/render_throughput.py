@@ -23,8 +23,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from _common import write_result  # noqa: E402
 
-from jmeta.envs import render as rd  # noqa: E402
-from jmeta.envs import visual_nav as vn  # noqa: E402
+from jmeta.envs.pixel import render as rd  # noqa: E402
+from jmeta.envs.pixel import visual_nav as vn  # noqa: E402
 
 
 def measure(batch: int, seconds: float) -> dict[str, float]:

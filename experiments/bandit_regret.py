@@ -22,7 +22,7 @@ import os  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jmeta.envs import reference_policies as rp  # noqa: E402
+from jmeta.baselines import toy as rp  # noqa: E402
 from jmeta.tasks import TaskBank  # noqa: E402
 from jmeta.trainer import restore_run  # noqa: E402
 

@@ -22,7 +22,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jmeta  # noqa: E402
-from jmeta.envs import reference_policies as rp  # noqa: E402
+from jmeta.baselines import toy as rp  # noqa: E402
 from jmeta.tasks import evaluation_bank  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -1,6 +1,6 @@
 """Example first-person views of the rendered environments, written as PNGs for the env cards.
 
-    python experiments/render_examples.py [--out envs/img] [--only visual_nav]
+    python experiments/render_examples.py [--out docs/envs/img] [--only visual_nav]
 
 One function per environment (``visual_nav_examples``, ...); each returns ``{file name: image}``
 and is registered in :data:`EXAMPLES`. Images are upscaled 4x (nearest) so the pixels stay visible.
@@ -21,8 +21,8 @@ UPSCALE = 4
 
 def visual_nav_examples() -> dict[str, np.ndarray]:
     """visual_nav: the start view, the sign read by the sign reader (each colour), the boxes/keys."""
-    from jmeta.envs import visual_nav as vn
-    from jmeta.envs import visual_nav_policies as vp
+    from jmeta.baselines import visual_nav as vp
+    from jmeta.envs.pixel import visual_nav as vn
 
     def view(x, z, heading_deg, color=0, angles=(0.3, -0.6, 1.1, 0.5, -1.2, 2.0)):
         state = vn.VisualNavState(
@@ -53,7 +53,7 @@ def _maze_top_down(bank, index: int, goal: int | None = None, px: int = 16) -> n
     (radius 1.25) around the grey box shaded in the goal colour when ``goal`` is given; the agent at
     the start as a dark disc of radius 0.4 with a line along its start heading.
     """
-    from jmeta.envs import maze
+    from jmeta.envs.pixel import maze
 
     walls = bank.walls[index]
     rows, cols = walls.shape
@@ -84,7 +84,7 @@ def _maze_top_down(bank, index: int, goal: int | None = None, px: int = 16) -> n
 def maze2d_examples() -> dict[str, np.ndarray]:
     """maze2d: the default layout from above (reveal disc tinted for a red goal) and 8 layouts of the
     ``random_layout`` bank (separated by white lines)."""
-    from jmeta.envs import maze
+    from jmeta.envs.pixel import maze
 
     images = {"maze2d_default.png": _maze_top_down(maze.layout_bank(maze.MazeParams()), 0, goal=1)}
     bank = maze.layout_bank(maze.MazeParams(layout="random"))
@@ -101,7 +101,7 @@ def maze3d_examples() -> dict[str, np.ndarray]:
     import jax
 
     import jmeta
-    from jmeta.envs import maze
+    from jmeta.envs.pixel import maze
 
     env, _ = jmeta.make("maze3d")
     image = jax.jit(env.image)
@@ -124,7 +124,7 @@ EXAMPLES = {"visual_nav": visual_nav_examples, "maze2d": maze2d_examples, "maze3
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "envs", "img"))
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "envs", "img"))
     parser.add_argument("--only", choices=sorted(EXAMPLES), default=None)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)

@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 
 import jmeta
-from jmeta.envs import reference_policies as rp
-from jmeta.envs.bandit import BanditState, BanditTask
-from jmeta.envs.grid_nav import (
+from jmeta.baselines import toy as rp
+from jmeta.envs.toy.bandit import BanditState, BanditTask
+from jmeta.envs.toy.grid_nav import (
     EXCLUDED_GOALS,
     GridNavState,
     GridNavTask,
     candidate_goals,
     move,
 )
-from jmeta.envs.tabular_mdp import TabularMDPState
+from jmeta.envs.toy.tabular_mdp import TabularMDPState
 from jmeta.errors import ConfigError, UnknownNameError
 from jmeta.rollout import rollout_trial
 from jmeta.spaces import Discrete

@@ -1,4 +1,5 @@
-"""The environment contract (every registered env and variant) and point_nav against REFERENCE.md."""
+"""The environment contract (every registered env and variant) and point_nav against its definition
+(cbfinn/maml_rl maml_examples/point_env_randgoal.py, see jmeta.envs.toy.point_nav)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 
 import jmeta
 from jmeta.envs import RescaleActions
-from jmeta.envs.point_nav import PointNavState, PointNavTask
 from jmeta.envs.registry import variant_params
+from jmeta.envs.toy.point_nav import PointNavState, PointNavTask
 from jmeta.errors import ConfigError, UnknownNameError
 
 ALL_VARIANTS = [(name, v) for name in jmeta.list_envs() for v in jmeta.list_variants(name)]
@@ -225,7 +226,7 @@ def test_observations_finite_over_random_rollout(name, variant):
     assert np.all(np.isfinite(rewards))
 
 
-# ---------------------------------------------------------------- point_nav against REFERENCE.md
+# ---------------------------------------------------------------- point_nav against its definition
 
 
 def _task(x, y):

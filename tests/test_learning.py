@@ -76,7 +76,7 @@ def test_rl2_learns_to_exploit_in_later_episodes_on_grid_nav(tmp_path, seed):
     """
     import jax
 
-    from jmeta.envs import reference_policies as rp
+    from jmeta.baselines import toy as rp
 
     config = _rl2_config(tmp_path, "grid_nav", seed, 150, 64,
                          {"hidden_size": 128, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4})
@@ -107,7 +107,7 @@ def test_rl2_bandit_regret_below_random_and_greedy(tmp_path, seed):
     """
     import jax
 
-    from jmeta.envs import reference_policies as rp
+    from jmeta.baselines import toy as rp
     from jmeta.tasks import sample_tasks
 
     config = _rl2_config(tmp_path, "bandit", seed, 300, 128,

@@ -5,7 +5,7 @@ Tolerances (float32 in jmeta against float64 in MuJoCo):
   observations and rewards within 1e-3 (abs) over the first 10 steps (measured: <= 1e-4).
 * MJX vs the C path: within 1e-3 over the first 5 cheetah steps and the first 2 ant steps. The ant
   starts with its ankles outside their joint ranges, so stiff limit constraints are solved in float32
-  by MJX and float64 by MuJoCo and trajectories separate after that (documented in envs/ant_*.md).
+  by MJX and float64 by MuJoCo and trajectories separate after that (documented in docs/envs/ant_*.md).
 MJX tests keep batch <= 4 and horizons <= 10 (CPU compiles are slow; large CPU batches can hang).
 """
 
@@ -22,9 +22,9 @@ import pytest
 
 import jmeta
 from _tiny import FAST_COMPILE
-from jmeta.envs import physics as phys
-from jmeta.envs.assets import asset_path
-from jmeta.envs.locomotion import LocomotionState, LocomotionTask
+from jmeta.envs.mujoco import physics as phys
+from jmeta.envs.mujoco.assets import model_path
+from jmeta.envs.mujoco.locomotion import LocomotionState, LocomotionTask
 from jmeta.errors import ConfigError
 
 CHEETAH_NQ, CHEETAH_NV, ANT_NQ, ANT_NV = 9, 9, 15, 14
@@ -114,7 +114,7 @@ def test_contact_forces_are_real_on_the_c_path():
 
 def _gym_rollout(env_id, xml, qpos, qvel, actions):
     gym = pytest.importorskip("gymnasium")
-    env = gym.make(env_id, xml_file=asset_path(xml))
+    env = gym.make(env_id, xml_file=model_path(xml))
     env.reset(seed=0)
     env.unwrapped.set_state(qpos, qvel)
     records = []
@@ -304,8 +304,8 @@ def test_rllab_cheetah_uses_centre_of_mass_velocity():
 def test_pearl_cheetah_vel_task_sets_follow_pearl_seed():
     _, dist = jmeta.make("cheetah_vel", "pearl")
     expected = np.random.RandomState(1337).uniform(0.0, 3.0, size=(130,))
-    np.testing.assert_allclose(dist.train_bank.tasks.target[:, 0], expected[:100], rtol=1e-6)
-    np.testing.assert_allclose(dist.held_out_bank.tasks.target[:, 0], expected[100:], rtol=1e-6)
+    np.testing.assert_allclose(dist.fixed_split.train.tasks.target[:, 0], expected[:100], rtol=1e-6)
+    np.testing.assert_allclose(dist.held_out.tasks.target[:, 0], expected[100:], rtol=1e-6)
     _, test_dist = jmeta.make("cheetah_vel", "pearl", split="test")
     drawn = jax.vmap(test_dist.sample)(jax.random.split(jax.random.key(0), 64)).target[:, 0]
     assert set(np.round(np.asarray(drawn), 5)) <= set(np.round(expected[100:].astype(np.float32), 5))
@@ -385,9 +385,17 @@ def test_fixed_test_sets_are_the_evaluation_bank():
     _, dist = jmeta.make("cheetah_vel", "pearl")
     bank = evaluation_bank(dist, 40)
     assert bank.size == 30
-    np.testing.assert_array_equal(bank.tasks.target, dist.held_out_bank.tasks.target)
+    np.testing.assert_array_equal(bank.tasks.target, dist.held_out.tasks.target)
     _, fresh = jmeta.make("cheetah_vel")
+    assert fresh.held_out is None and fresh.fixed_split is None
     assert evaluation_bank(fresh, 40).size == 40
+    # PEARL cheetah-dir: train = test = both directions; ant_goal pearl: 150 train / 30 held out.
+    _, cdir = jmeta.make("cheetah_dir", "pearl")
+    np.testing.assert_array_equal(cdir.fixed_split.train.tasks.target, cdir.held_out.tasks.target)
+    np.testing.assert_array_equal(np.sort(cdir.held_out.tasks.target[:, 0]), [-1.0, 1.0])
+    _, goal = jmeta.make("ant_goal", "pearl")
+    assert goal.fixed_split.train.size == 150 and goal.held_out.size == 30
+    assert jmeta.make("ant_goal", "pearl", held_out_tasks=0)[1].held_out is None
 
 
 def test_rescale_actions_scale_ten_maps_onto_the_motor_box():
@@ -431,7 +439,7 @@ def test_mjx_fresh_view_matches_kinematics_of_the_new_state():
 
 @pytest.mark.parametrize("name", ["half_cheetah", "ant"])
 def test_models_are_gymnasiums_physically(name):
-    """envs/*.xml equal gymnasium's assets in every physical quantity (form differs only)."""
+    """The packaged models (jmeta/envs/mujoco/models/*.xml) equal gymnasium's assets in every physical quantity (form differs only)."""
     import os
 
     gym = pytest.importorskip("gymnasium")
@@ -451,4 +459,5 @@ def test_fixed_task_banks_survive_a_first_use_under_jit():
     first = jax.jit(dist.sample)(jax.random.key(0))
     again = dist.sample(jax.random.key(0))  # reuses the cached bank outside the trace
     np.testing.assert_array_equal(first.target, again.target)
-    assert isinstance(dist.train_bank.tasks.target, jax.Array) and dist.train_bank.size == 100
+    assert isinstance(dist.fixed_split.train.tasks.target, jax.Array) and dist.fixed_split.train.size == 100
+    assert isinstance(dist.held_out.tasks.target, jax.Array) and dist.held_out.size == 30

@@ -2,7 +2,7 @@
 
 References: russellmendonca/maesn_suite maesn/rllab/envs/mujoco/{wheeled_robot,
 ant_env_rand_goal_ring, pusher}.py and maesn/vendor/mujoco_models/{wheeled, low_gear_ratio_ant,
-pusher_env}.xml (see envs/<name>.md).
+pusher_env}.xml (see docs/envs/<name>.md).
 
 Tolerances (float32 in jmeta against float64 in MuJoCo):
 * C path vs plain ``mj_step`` + ``mj_forward`` (rllab's step) and MAESN's observation and reward in
@@ -10,7 +10,7 @@ Tolerances (float32 in jmeta against float64 in MuJoCo):
   which holds clipped contact forces, within 1e-3); contact forces within 1e-3 abs / 1e-3 rel.
 * MJX vs the C path over the first 5 steps at batch 3 (see MJX_CASES): wheeled within 1e-4; the ant
   within 1e-3 (qpos, rewards) and 5e-2 (velocities) because its feet touch down in those steps.
-  The pusher's MJX parity is measured in envs/block_push.md (its MJX compile is too slow for here).
+  The pusher's MJX parity is measured in docs/envs/block_push.md (its MJX compile is too slow for here).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import pytest
 
 import jmeta
 from _tiny import FAST_COMPILE
-from jmeta.envs import maesn
-from jmeta.envs import physics as phys
-from jmeta.envs.maesn import GoalTask, MaesnState, PushTask
+from jmeta.envs.mujoco import maesn
+from jmeta.envs.mujoco import physics as phys
+from jmeta.envs.mujoco.maesn import GoalTask, MaesnState, PushTask
 from jmeta.errors import ConfigError
 from jmeta.tasks import evaluation_bank
 
@@ -229,7 +229,7 @@ def test_ant_terminates_outside_z_range_and_others_never():
 
 def test_block_push_rewards_dense_and_sparse():
     env, dist = _make("block_push")
-    task = jax.tree_util.tree_map(lambda x: x[0], dist.train_bank.tasks)
+    task = jax.tree_util.tree_map(lambda x: x[0], dist.fixed_split.train.tasks)
     goal, block = np.asarray(task.goal), int(task.block)
     offsets = np.array([[0.1, 0.05], [0.12, -0.159], [0.12, -0.161], [0.0, 0.5]])  # d 0.11, <0.2, >0.2, 0.5
     qpos = []
@@ -255,7 +255,7 @@ def test_block_push_rewards_dense_and_sparse():
 def test_semicircle_goal_sets_fixed_and_disjoint():
     for name in ("wheeled_nav", "ant_goal_ring"):
         _, dist = _make(name)
-        train, test = (np.asarray(b.tasks.goal) for b in (dist.train_bank, dist.held_out_bank))
+        train, test = (np.asarray(b.tasks.goal) for b in (dist.fixed_split.train, dist.held_out))
         assert train.shape == (100, 2) and test.shape == (100, 2)
         for goals in (train, test):
             np.testing.assert_allclose(np.linalg.norm(goals, axis=1), 2.0, atol=1e-5)
@@ -265,7 +265,7 @@ def test_semicircle_goal_sets_fixed_and_disjoint():
         assert not (np.abs(train[:, None] - test[None]).sum(-1) < 1e-6).any()  # disjoint
         # Fixed: a fresh build gives the same sets; sample draws from the split's set.
         _, again = jmeta.make(name, physics="mujoco", reward="sparse")
-        np.testing.assert_array_equal(np.asarray(again.train_bank.tasks.goal), train)
+        np.testing.assert_array_equal(np.asarray(again.fixed_split.train.tasks.goal), train)
         drawn = np.asarray(jax.vmap(dist.sample)(jax.random.split(jax.random.key(0), 32)).goal)
         assert (np.abs(drawn[:, None] - train[None]).sum(-1) < 1e-7).any(axis=1).all()
         _, test_dist = _make(name, "sparse")
@@ -273,14 +273,14 @@ def test_semicircle_goal_sets_fixed_and_disjoint():
         assert (np.abs(drawn - test).sum(-1) < 1e-7).any()
         held = evaluation_bank(dist, 30)  # the meta-test protocol uses the held-out goals
         np.testing.assert_array_equal(np.asarray(held.tasks.goal), test[:30])
-    wheeled = np.asarray(_make("wheeled_nav")[1].train_bank.tasks.goal)
-    ant = np.asarray(_make("ant_goal_ring")[1].train_bank.tasks.goal)
+    wheeled = np.asarray(_make("wheeled_nav")[1].fixed_split.train.tasks.goal)
+    ant = np.asarray(_make("ant_goal_ring")[1].fixed_split.train.tasks.goal)
     assert not np.allclose(wheeled, ant)
 
 
 def test_block_push_task_sets():
     _, dist = _make("block_push")
-    banks = (dist.train_bank, dist.held_out_bank)
+    banks = (dist.fixed_split.train, dist.held_out)
     lanes_low = -0.5 + 0.2 * np.arange(5)
     for bank in banks:
         assert isinstance(bank.tasks, PushTask)
@@ -308,7 +308,7 @@ def test_block_push_task_sets():
 
 def test_block_push_reset_places_the_layout():
     env, dist = _make("block_push")
-    tasks = jax.tree_util.tree_map(lambda x: x[5:8], dist.held_out_bank.tasks)
+    tasks = jax.tree_util.tree_map(lambda x: x[5:8], dist.held_out.tasks)
     obs, _ = _vreset("block_push")(jax.random.split(jax.random.key(0), 3), tasks)
     assert obs.shape == (3, env.spec.observation_space.shape[0])
     np.testing.assert_allclose(obs[:, :3], 0.0)  # the wrist at the origin, no noise
@@ -366,7 +366,7 @@ def test_c_path_matches_plain_mujoco_and_maesn_rewards(name):
     env, dist = _make(name)
     model = env.physics.model
     batch, steps = 3, 5
-    tasks = jax.tree_util.tree_map(lambda x: x[:batch], dist.train_bank.tasks)
+    tasks = jax.tree_util.tree_map(lambda x: x[:batch], dist.fixed_split.train.tasks)
     _, states = _vreset(name)(jax.random.split(jax.random.key(1), batch), tasks)
     qpos, qvel = np.asarray(states.qpos, np.float64), np.asarray(states.qvel, np.float64)
     lo, hi = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
@@ -403,7 +403,7 @@ def test_c_path_matches_plain_mujoco_and_maesn_rewards(name):
 # MJX compiles are slow on CPU (XLA's default optimisation, 2 loaded cores: wheeled ~27 s, ant ~80 s,
 # pusher ~65 s); without backend optimisations (FAST_COMPILE, and the suite's conftest flags) they
 # take ~13 s / ~35 s / ~27 s. From the reset the pusher's wrist does not reach a block within these
-# 5 steps (the wrist-pushes-a-block parity over 20 steps is measured in envs/block_push.md; the C
+# 5 steps (the wrist-pushes-a-block parity over 20 steps is measured in docs/envs/block_push.md; the C
 # path's push is checked against plain MuJoCo above).
 # Tolerances per quantity: (qpos, qvel, reward). The ant's feet touch down within the first steps;
 # the contact is solved in float32 by MJX and in float64 by MuJoCo (measured over these 5 steps:
@@ -424,7 +424,7 @@ def test_mjx_matches_c_path_over_first_steps(name, tols):
     assert env_m.physics.name == "mjx"
     assert env_m.physics.solver == phys.SolverSettings(4, 8)
     batch, steps = 3, 5
-    tasks = jax.tree_util.tree_map(lambda x: x[:batch], dist.train_bank.tasks)
+    tasks = jax.tree_util.tree_map(lambda x: x[:batch], dist.fixed_split.train.tasks)
     keys = jax.random.split(jax.random.key(1), batch)
     _, s_c = _vreset(name)(keys, tasks)
     s_m = s_c

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 import jmeta
-from jmeta.envs import maze, render
-from jmeta.envs import maze_policies as mp
+from jmeta.baselines import maze as mp
+from jmeta.envs.pixel import maze, maze_layouts, render
 from jmeta.errors import ConfigError
 
 START = (11.0, 11.0)
@@ -60,11 +60,11 @@ def _walk(env, state, actions, task):
 def test_default_layout_is_valid_and_as_documented():
     bank = maze.layout_bank(maze.MazeParams())
     assert bank.size == 1 and bank.shape == (7, 11)
-    assert maze.layout_problems(bank.walls[0], bank.start[0], bank.boxes[0]) == []
+    assert maze_layouts.layout_problems(bank.walls[0], bank.start[0], bank.boxes[0]) == []
     np.testing.assert_array_equal(bank.start[0], [5, 5])
     np.testing.assert_array_equal(bank.boxes[0], [[7, 1], [1, 5], [9, 5]])
     assert int(bank.start_heading[0]) == EAST
-    d = maze.bfs_distances(bank.walls[0], (5, 5))
+    d = maze_layouts.bfs_distances(bank.walls[0], (5, 5))
     assert [int(d[r, c]) for c, r in bank.boxes[0]] == [10, 4, 4]
 
 
@@ -72,24 +72,24 @@ def test_random_layout_bank_is_valid_and_deterministic():
     params = maze.MazeParams(layout="random")
     bank = maze.layout_bank(params)
     assert bank.size == 100 and bank.shape == (9, 9)
-    again = maze.random_layouts.__wrapped__(100, 9, 0)
+    again = maze_layouts.random_layouts.__wrapped__(100, 9, 0)
     np.testing.assert_array_equal(bank.walls, again.walls)
     np.testing.assert_array_equal(bank.boxes, again.boxes)
-    other = maze.random_layouts(8, 9, 1)
+    other = maze_layouts.random_layouts(8, 9, 1)
     assert not np.array_equal(other.walls, bank.walls[:8])
     faced = []
     for i in range(bank.size):
         walls, start, boxes = bank.walls[i], bank.start[i], bank.boxes[i]
-        assert maze.layout_problems(walls, start, boxes) == [], i
+        assert maze_layouts.layout_problems(walls, start, boxes) == [], i
         # Every box is reachable from the start, and the explorer's detour fits the horizon.
-        dists = [maze.bfs_distances(walls, tuple(b)) for b in boxes]
+        dists = [maze_layouts.bfs_distances(walls, tuple(b)) for b in boxes]
         assert all(d[start[1], start[0]] >= 3 for d in dists)
         grey = dists[0][start[1], start[0]] + max(dists[0][b[1], b[0]] for b in boxes[1:])
         assert grey <= 28
         # The start faces a coloured box 3 or 4 cells away down a clear, straight corridor.
         hits = [
             k for k in (maze.BLUE, maze.RED)
-            for j, (cell, h) in enumerate(maze.facing_run(walls, boxes[k], boxes))
+            for j, (cell, h) in enumerate(maze_layouts.facing_run(walls, boxes[k], boxes))
             if cell == tuple(start) and h == int(bank.start_heading[i]) and j in (2, 3)
         ]
         assert len(hits) == 1, i
@@ -101,17 +101,17 @@ def test_random_layout_bank_is_valid_and_deterministic():
 
 
 def test_layout_problems_detects_bad_layouts():
-    bank = maze.parse_layout(maze.DEFAULT_LAYOUT)
+    bank = maze_layouts.parse_layout(maze_layouts.DEFAULT_LAYOUT)
     walls, start, boxes = bank.walls[0].copy(), bank.start[0], bank.boxes[0]
-    assert maze.layout_problems(walls, start, boxes[[0, 0, 2]])  # two boxes on one cell
+    assert maze_layouts.layout_problems(walls, start, boxes[[0, 0, 2]])  # two boxes on one cell
     sealed = walls.copy()
     sealed[4, 5] = True  # wall off the corridor down to the grey box
-    assert any("grey" in p for p in maze.layout_problems(sealed, start, boxes))
+    assert any("grey" in p for p in maze_layouts.layout_problems(sealed, start, boxes))
     holed = walls.copy()
     holed[0, 3] = False
-    assert any("border" in p for p in maze.layout_problems(holed, start, boxes))
+    assert any("border" in p for p in maze_layouts.layout_problems(holed, start, boxes))
     with pytest.raises(ConfigError):
-        maze.parse_layout(("#####", "#S.G#", "#####"))
+        maze_layouts.parse_layout(("#####", "#S.G#", "#####"))
 
 
 def test_task_distribution():
@@ -429,5 +429,5 @@ def test_distance_field_matches_numpy_bfs():
     big = walls.size
     for k in range(3):
         others = [tuple(b) for j, b in enumerate(boxes) if j != k]
-        ref = maze.bfs_distances(walls, tuple(boxes[k]), blocked=others)
+        ref = maze_layouts.bfs_distances(walls, tuple(boxes[k]), blocked=others)
         np.testing.assert_array_equal(fields[k], np.where(ref < 0, big, ref))

@@ -1,4 +1,5 @@
-"""Packaging: env assets resolve, the wheel ships them, the CPU XLA flags are appended safely."""
+"""Packaging: every env has a card, the MJCF models resolve and ship in the wheel, the CPU XLA flags
+are appended safely."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import jax.numpy as jnp
 import pytest
 
 from jmeta._xla_flags import CPU_SAFE_FLAGS, configure_cpu_flags
-from jmeta.envs.assets import asset_path
+from jmeta.envs.mujoco import locomotion, maesn
+from jmeta.envs.mujoco.assets import MODELS_DIR, model_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,14 +23,26 @@ def test_every_env_has_a_card():
     import jmeta
 
     for name in jmeta.list_envs():
-        with open(asset_path(f"{name}.md"), encoding="utf-8") as f:
+        with open(os.path.join(REPO, "docs", "envs", f"{name}.md"), encoding="utf-8") as f:
             text = f.read()
         assert "Source" in text or "source" in text
-    with pytest.raises(FileNotFoundError, match="available: .*point_nav.md"):
-        asset_path("nope.xml")
+    assert not os.path.exists(os.path.join(REPO, "envs")), "env cards live in docs/envs, models in the package"
 
 
-def test_wheel_ships_env_assets(tmp_path):
+#: Every MJCF model an env loads.
+MODELS = sorted({*locomotion.ROBOTS.values(), *(cls.XML for cls in maesn.ENV_CLASSES.values())})
+
+
+def test_models_resolve_inside_the_package():
+    assert MODELS == sorted(f for f in os.listdir(MODELS_DIR) if f.endswith(".xml"))
+    for name in MODELS:
+        path = model_path(name)
+        assert os.path.isfile(path) and os.path.dirname(path) == MODELS_DIR
+    with pytest.raises(FileNotFoundError, match="available: .*ant.xml"):
+        model_path("nope.xml")
+
+
+def test_wheel_ships_env_models(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                           "-w", str(tmp_path), REPO], capture_output=True, text=True, timeout=300)
     if out.returncode != 0 and "hatchling" in out.stderr:
@@ -36,8 +50,13 @@ def test_wheel_ships_env_assets(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     wheel = next(p for p in os.listdir(tmp_path) if p.endswith(".whl"))
     names = zipfile.ZipFile(tmp_path / wheel).namelist()
-    assert "jmeta/_assets/envs/point_nav.md" in names
+    for name in MODELS:
+        assert f"jmeta/envs/mujoco/models/{name}" in names
     assert "jmeta/train.py" in names and "jmeta/algos/maml.py" in names
+    for module in ("envs/toy/point_nav", "envs/mujoco/physics", "envs/pixel/render", "envs/pixel/font",
+                   "envs/pixel/maze_layouts", "baselines/toy", "baselines/maze", "baselines/visual_nav"):
+        assert f"jmeta/{module}.py" in names
+    assert not any(n.startswith("jmeta/_assets/") or n.endswith(".md") for n in names)  # cards stay in docs/
 
 
 def test_cpu_flags_are_appended_not_overwritten():
@@ -64,7 +83,8 @@ def test_importing_jmeta_applies_the_cpu_flag():
 
 @pytest.mark.timeout(180)
 def test_batched_cholesky_in_jitted_scan_does_not_hang():
-    """Regression guard for the JAX 0.10 CPU hang in batched Cholesky solves (docs/design.md, "Traps")."""
+    """Regression guard for the JAX 0.10 CPU hang in batched Cholesky solves: the concurrency-optimised
+    CPU scheduler stays off (jmeta._xla_flags)."""
     assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in os.environ.get("XLA_FLAGS", "")
     batch, dim = 1024, 6
     base = jax.random.normal(jax.random.key(0), (batch, dim, dim))

@@ -1,4 +1,5 @@
-"""The JAX quad renderer (jmeta.envs.render): projection geometry, visibility, textures, jit/vmap."""
+"""The JAX quad renderer (jmeta.envs.pixel.render): projection geometry, visibility, textures,
+jit/vmap; and its bitmap font (jmeta.envs.pixel.font)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jmeta.envs.render import (
+from jmeta.envs.pixel.font import glyph, text_bitmap, text_texture
+from jmeta.envs.pixel.render import (
     Camera,
     box_quads,
-    glyph,
     merge_scenes,
     quads_scene,
     render,
     render_depth_jit,
     render_jit,
-    text_bitmap,
-    text_texture,
     textured_quad,
     wall_quads,
 )

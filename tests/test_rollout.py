@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import jmeta
-from jmeta.envs.point_nav import PointNavTask
+from jmeta.envs.toy.point_nav import PointNavTask
 from jmeta.rollout import (
     StepFnActor,
     rollout_episode,

@@ -1,15 +1,28 @@
-"""TaskBank and BankDistribution: fixed task sets with jit-safe get/sample/split."""
+"""TaskBank, BankDistribution and FixedSplit: fixed task sets with jit-safe get/sample/split; the
+``held_out`` part of the task-distribution protocol and evaluation_bank."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import struct
 
 import jmeta
+from jmeta.envs.toy.point_nav import PointNavTask
 from jmeta.errors import ConfigError
-from jmeta.tasks import BankDistribution, TaskBank, sample_tasks, stack_tasks
+from jmeta.tasks import (
+    BankDistribution,
+    FixedSplit,
+    TaskBank,
+    TaskDistributionBase,
+    evaluation_bank,
+    sample_tasks,
+    stack_tasks,
+)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +115,7 @@ def test_split_bad_index_raises(dist, first):
 def test_bank_distribution_samples_only_members(dist):
     bank = TaskBank.from_distribution(dist, jax.random.key(10), 4)
     bd = BankDistribution(bank)
-    assert isinstance(bd, jmeta.TaskDistribution)
+    assert isinstance(bd, jmeta.TaskDistribution) and bd.held_out is None
     drawn = _goals(jax.jit(jax.vmap(bd.sample))(jax.random.split(jax.random.key(11), 200)))
     assert _rows(drawn) <= _rows(_goals(bank))
     assert len(_rows(drawn)) == 4
@@ -120,3 +133,113 @@ def test_stack_tasks(dist):
     assert stacked.goal.shape == (3, 2)
     for i, t in enumerate(singles):
         np.testing.assert_array_equal(stacked.goal[i], t.goal)
+
+
+# ---------------------------------------------------------------- FixedSplit
+
+
+def test_fixed_split_from_tasks_takes_first_and_last(dist):
+    tasks = sample_tasks(dist, jax.random.key(20), 10)
+    split = FixedSplit.from_tasks(tasks, 7, 3)
+    np.testing.assert_array_equal(_goals(split.train), _goals(tasks)[:7])
+    np.testing.assert_array_equal(_goals(split.held_out), _goals(tasks)[7:])
+    assert split.bank("train") is split.train and split.bank("test") is split.held_out
+    # Overlapping sets (PEARL cheetah-dir: train = test) and no held-out set.
+    both = FixedSplit.from_tasks(tasks, 10, 10)
+    np.testing.assert_array_equal(_goals(both.train), _goals(both.held_out))
+    only_train = FixedSplit.from_tasks(tasks, 4, 0)
+    assert only_train.held_out is None and only_train.train.size == 4
+    with pytest.raises(ConfigError, match="held-out"):
+        only_train.bank("test")
+    with pytest.raises(ConfigError, match="valid values"):
+        split.bank("validation")
+    for bad in [(0, 3), (11, 0), (5, 11), (5, -1)]:
+        with pytest.raises(ConfigError):
+            FixedSplit.from_tasks(tasks, *bad)
+
+
+def test_fixed_split_from_seed_is_one_list_of_split_keys(dist):
+    split = FixedSplit.from_seed(dist.sample, 5, 6, 2)
+    keys = jax.random.split(jax.random.key(5), 8)
+    expected = _goals(jax.vmap(dist.sample)(keys))
+    np.testing.assert_array_equal(_goals(split.train), expected[:6])
+    np.testing.assert_array_equal(_goals(split.held_out), expected[6:])
+
+
+def test_fixed_split_from_seed_disjoint_uses_fold_in(dist):
+    def sample_set(key, n):
+        return sample_tasks(dist, key, n)
+
+    split = FixedSplit.from_seed_disjoint(sample_set, 9, 5, 4)
+    key = jax.random.key(9)
+    np.testing.assert_array_equal(_goals(split.train), _goals(sample_tasks(dist, jax.random.fold_in(key, 0), 5)))
+    np.testing.assert_array_equal(_goals(split.held_out), _goals(sample_tasks(dist, jax.random.fold_in(key, 1), 4)))
+    assert not _rows(_goals(split.train)) & _rows(_goals(split.held_out))
+    with pytest.raises(ConfigError):
+        FixedSplit.from_seed_disjoint(sample_set, 9, 5, 0)
+
+
+def test_fixed_split_is_concrete_when_built_under_jit(dist):
+    built = []
+
+    @jax.jit
+    def first_use(key):
+        built.append(FixedSplit.from_seed(dist.sample, 5, 6, 2))
+        return built[0].sample(key, "test").goal
+
+    drawn = np.asarray(first_use(jax.random.key(1)))
+    split = built[0]
+    assert isinstance(split.train.tasks.goal, jax.Array) and not isinstance(split.train.tasks.goal, jax.core.Tracer)
+    np.testing.assert_array_equal(_goals(split.train), _goals(FixedSplit.from_seed(dist.sample, 5, 6, 2).train))
+    assert tuple(np.round(drawn, 7).tolist()) in _rows(_goals(split.held_out))
+    with pytest.raises(ConfigError, match="concrete"):
+        jax.jit(lambda g: FixedSplit(TaskBank(PointNavTask(goal=g))))(jnp.zeros((3, 2)))
+
+
+def test_fixed_split_sample_draws_members_of_the_named_set(dist):
+    split = FixedSplit.from_seed(dist.sample, 3, 4, 3)
+    keys = jax.random.split(jax.random.key(2), 200)
+    train = _goals(jax.jit(jax.vmap(lambda k: split.sample(k, "train")))(keys))
+    test = _goals(jax.jit(jax.vmap(lambda k: split.sample(k, "test")))(keys))
+    assert _rows(train) == _rows(_goals(split.train))  # 200 draws cover all 4
+    assert _rows(test) == _rows(_goals(split.held_out))
+
+
+# ---------------------------------------------------------------- held_out and evaluation_bank
+
+
+@struct.dataclass
+class _HeldOutDistribution(TaskDistributionBase):
+    inner: Any
+    test: TaskBank
+
+    def sample(self, key):
+        return self.inner.sample(key)
+
+    @property
+    def held_out(self):
+        return self.test
+
+
+def test_evaluation_bank_uses_held_out(dist):
+    assert dist.held_out is None and isinstance(dist, TaskDistributionBase)
+    np.testing.assert_array_equal(_goals(evaluation_bank(dist, 6)), _goals(TaskBank.for_evaluation(dist, 6)))
+    test = TaskBank.from_distribution(dist, jax.random.key(30), 5)
+    fixed = _HeldOutDistribution(dist, test)
+    assert isinstance(fixed, jmeta.TaskDistribution)
+    assert evaluation_bank(fixed, 40) is test
+    np.testing.assert_array_equal(_goals(evaluation_bank(fixed, 3)), _goals(test)[:3])
+
+
+@pytest.mark.parametrize("name", jmeta.list_envs())
+def test_every_distribution_follows_the_protocol(name):
+    for variant in jmeta.list_variants(name):
+        _, d = jmeta.make(name, variant)
+        assert isinstance(d, jmeta.TaskDistribution), (name, variant)
+        held_out = d.held_out
+        assert held_out is None or isinstance(held_out, TaskBank), (name, variant)
+        if held_out is not None:
+            size = min(3, held_out.size)
+            for a, b in zip(jax.tree_util.tree_leaves(evaluation_bank(d, size).tasks),
+                            jax.tree_util.tree_leaves(held_out.tasks), strict=True):
+                np.testing.assert_array_equal(a, b[:size])

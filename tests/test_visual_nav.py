@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import jmeta
-from jmeta.envs import visual_nav as vn
-from jmeta.envs import visual_nav_policies as vp
+from jmeta.baselines import visual_nav as vp
+from jmeta.envs.pixel import visual_nav as vn
 from jmeta.errors import ConfigError
 
 ENV, DIST = jmeta.make("visual_nav")

@@ -9,6 +9,7 @@ tasks and episodes.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import jax
@@ -47,6 +48,37 @@ class EnvSpec:
     @property
     def env_id(self) -> str:
         return f"{self.name}/{self.variant}-v{self.version}"
+
+    @classmethod
+    def from_params(
+        cls,
+        name: str,
+        variant: str,
+        params: Any,
+        *,
+        observation_space: Space,
+        action_space: Space,
+        version: str,
+        source: str | Mapping[str, str],
+    ) -> EnvSpec:
+        """The spec of ``name`` in ``variant``, built from the variant's params dataclass.
+
+        ``horizon`` and ``episodes_per_trial`` are read from ``params`` (every env's params define
+        both); ``source`` is one string or a ``{variant: source}`` table, where a variant without an
+        entry (e.g. an override of ``default``) takes the ``"default"`` entry.
+        """
+        if not isinstance(source, str):
+            source = source.get(variant, source["default"])
+        return cls(
+            name=name,
+            variant=variant,
+            observation_space=observation_space,
+            action_space=action_space,
+            horizon=params.horizon,
+            episodes_per_trial=params.episodes_per_trial,
+            version=version,
+            source=source,
+        )
 
 
 @struct.dataclass

@@ -1,9 +1,13 @@
-"""Environment registry: ``make(name, variant=..., **overrides) -> (env, task_distribution)``."""
+"""Environment registry: ``make(name, variant=..., **overrides) -> (env, task_distribution)``.
+
+Each env module registers its own families when it is imported (``register(name, EnvEntry(...))``
+at module level); importing :mod:`jmeta.envs` imports the family subpackages (``toy``, ``mujoco``,
+``pixel``), so every built-in env is registered once ``jmeta`` is imported.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -87,95 +91,3 @@ def make(name: str, variant: str = "default", **overrides: Any) -> tuple[MetaEnv
     if horizon < 1:
         raise ConfigError(f"{name}.horizon must be >= 1, got {horizon}")
     return entry.build(params, variant)
-
-
-def _register_builtin() -> None:
-    from jmeta.envs import point_nav
-
-    register(
-        "point_nav",
-        EnvEntry(
-            variants=point_nav.VARIANTS,
-            build=lambda p, v: (point_nav.PointNav(p, v), point_nav.PointNavTaskDistribution(p)),
-            description="2D point robot, unobserved goal (MAML); 'sparse': VariBAD semicircle goals",
-        ),
-    )
-    from jmeta.envs import bandit, grid_nav, tabular_mdp
-
-    register(
-        "grid_nav",
-        EnvEntry(
-            variants=grid_nav.VARIANTS,
-            build=lambda p, v: (grid_nav.GridNav(p, v), grid_nav.GridNavTaskDistribution(p)),
-            description="VariBAD GridNavi: 5x5 grid, unobserved goal cell, 4 episodes of 15 steps",
-        ),
-    )
-    register(
-        "bandit",
-        EnvEntry(
-            variants=bandit.VARIANTS,
-            build=lambda p, v: (bandit.Bandit(p, v), bandit.BanditTaskDistribution(p)),
-            description="RL² Bernoulli k-armed bandit, p ~ U[0,1]^k, one pull per episode, n pulls",
-        ),
-    )
-    register(
-        "tabular_mdp",
-        EnvEntry(
-            variants=tabular_mdp.VARIANTS,
-            build=lambda p, v: (tabular_mdp.TabularMDP(p, v), tabular_mdp.TabularMDPTaskDistribution(p)),
-            description="RL² random tabular MDP: 10 states, 5 actions, N(1,1) means, Dirichlet(1) rows",
-        ),
-    )
-    from jmeta.envs import locomotion
-
-    for family, variants in locomotion.VARIANTS.items():
-        register(
-            family,
-            EnvEntry(
-                variants=variants,
-                build=functools.partial(locomotion.build, family),
-                description=locomotion.DESCRIPTIONS[family],
-            ),
-        )
-    from jmeta.envs import maesn
-
-    for family, variants in maesn.VARIANTS.items():
-        register(
-            family,
-            EnvEntry(
-                variants=variants,
-                build=functools.partial(maesn.build, family),
-                description=maesn.DESCRIPTIONS[family],
-            ),
-        )
-    from jmeta.envs import maze
-
-    register(
-        "maze2d",
-        EnvEntry(
-            variants=maze.VARIANTS_2D,
-            build=lambda p, v: (maze.Maze2D(p, v), maze.MazeTaskDistribution(p)),
-            description="IMPORT Maze2D: a grey box reveals which of a blue/red box is the goal (+1/-1); symbolic obs",
-        ),
-    )
-    register(
-        "maze3d",
-        EnvEntry(
-            variants=maze.VARIANTS_3D,
-            build=lambda p, v: (maze.Maze3D(p, v), maze.MazeTaskDistribution(p)),
-            description="IMPORT Maze3D: the same maze seen egocentrically, 64x48 RGB rendered in JAX",
-        ),
-    )
-    from jmeta.envs import visual_nav
-
-    register(
-        "visual_nav",
-        EnvEntry(
-            variants=visual_nav.VARIANTS,
-            build=lambda p, v: (visual_nav.VisualNav(p, v), visual_nav.VisualNavTaskDistribution(p)),
-            description="DREAM sign env: 3 rooms, a sign names the goal colour; go to the box/key; 80x60 RGB",
-        ),
-    )
-
-
-_register_builtin()
