@@ -4,8 +4,9 @@ episodes (vmapped) and for trials (several episodes of one task that carry the a
 An actor is three pure functions over a params pytree and a carry pytree:
 
 * ``initial_carry(params, key) -> carry``: once per trial (or per independent episode);
-* ``episode_start(params, carry, key) -> carry``: at every episode start (identity for RL²; MAESN
-  draws a new latent here, PEARL refreshes its context);
+* ``episode_start(params, carry, inputs, key) -> carry``: at every episode start, seeing the first
+  step's inputs (the reset observation; the env state and task for privileged actors). Identity
+  for RL²; MAESN draws a new latent here, PEARL refreshes its context, a scripted oracle plans;
 * ``act(params, carry, inputs, key) -> (carry, action, log_prob, extras)``: one step, where
   ``inputs`` is a :class:`jmeta.types.StepInputs` and ``extras`` a dict of arrays recorded in
   ``Trajectory.extras``.
@@ -50,7 +51,7 @@ class Actor(Protocol):
 
     def initial_carry(self, params: Params, key: jax.Array) -> Carry: ...
 
-    def episode_start(self, params: Params, carry: Carry, key: jax.Array) -> Carry: ...
+    def episode_start(self, params: Params, carry: Carry, inputs: StepInputs, key: jax.Array) -> Carry: ...
 
     def act(self, params: Params, carry: Carry, inputs: StepInputs, key: jax.Array
             ) -> tuple[Carry, jax.Array, jax.Array, dict[str, jax.Array]]: ...
@@ -64,7 +65,7 @@ class ActorBase:
     def initial_carry(self, params: Params, key: jax.Array) -> Carry:
         return ()
 
-    def episode_start(self, params: Params, carry: Carry, key: jax.Array) -> Carry:
+    def episode_start(self, params: Params, carry: Carry, inputs: StepInputs, key: jax.Array) -> Carry:
         return carry
 
 
@@ -96,26 +97,38 @@ def _first_inputs(env: MetaEnv) -> tuple[jax.Array, jax.Array, jax.Array]:
     return jnp.full(space.shape, no_action, dtype), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
 
 
+def _inputs(actor: Actor, obs, prev_action, prev_reward, prev_done, t, state, task) -> StepInputs:
+    privileged = (state, task) if actor.privileged else (None, None)
+    return StepInputs(obs, prev_action, prev_reward, prev_done, t, *privileged)
+
+
 def _episode(env: MetaEnv, actor: Actor, params: Params, task: Task, key: jax.Array, carry: Carry,
-             prev: tuple, horizon: int, next_obs: bool, record_inputs: bool) -> tuple[tuple, Trajectory]:
+             prev: tuple, horizon: int, next_obs: bool, record_inputs: bool, record_info: bool
+             ) -> tuple[tuple, Trajectory]:
     """One episode from ``(carry, prev inputs)``. Returns ``((carry, prev_action, prev_reward), traj [T])``.
 
-    ``record_inputs``: store ``prev_action``, ``prev_reward``, ``prev_done`` in the extras (trials)."""
+    ``record_inputs``: store ``prev_action``, ``prev_reward``, ``prev_done`` in the extras (trials);
+    ``record_info``: store the env's step ``info`` dict (masked) as ``extras["info"]``."""
     reset_key, scan_key = jax.random.split(key)
     obs, state = env.reset(reset_key, task)
-    carry = actor.episode_start(params, carry, jax.random.fold_in(key, _EPISODE_START_KEY))
     prev_action, prev_reward, prev_done = prev
+    t0 = jnp.zeros((), jnp.int32)
+    carry = actor.episode_start(params, carry, _inputs(actor, obs, prev_action, prev_reward, prev_done, t0, state, task),
+                                jax.random.fold_in(key, _EPISODE_START_KEY))
 
     def step(inner, step_key):
         obs, state, alive, t, carry, prev_action, prev_reward, prev_done = inner
         act_key, env_key = jax.random.split(step_key)
-        inputs = StepInputs(obs, prev_action, prev_reward, prev_done, t,
-                            *((state, task) if actor.privileged else (None, None)))
+        inputs = _inputs(actor, obs, prev_action, prev_reward, prev_done, t, state, task)
         new_carry, action, log_prob, extras = actor.act(params, carry, inputs, act_key)
         out = env.step(env_key, state, action, task)
         mask = alive.astype(jnp.float32)
         # A finished episode stays finished: keep its last state, observation and carry.
         following_obs = _select(alive, out.obs, obs)
+        if record_inputs:
+            extras = {**extras, "prev_action": prev_action, "prev_reward": prev_reward, "prev_done": prev_done}
+        if record_info:
+            extras = {**extras, "info": jax.tree_util.tree_map(lambda x: x * mask.astype(x.dtype), out.info)}
         transition = Trajectory(
             obs=obs,
             action=action,
@@ -125,8 +138,7 @@ def _episode(env: MetaEnv, actor: Actor, params: Params, task: Task, key: jax.Ar
             log_prob=log_prob,
             time=t,
             next_obs=following_obs if next_obs else None,
-            extras={**extras, "prev_action": prev_action, "prev_reward": prev_reward, "prev_done": prev_done}
-            if record_inputs else extras,
+            extras=extras,
         )
         next_inner = (
             following_obs,
@@ -140,26 +152,30 @@ def _episode(env: MetaEnv, actor: Actor, params: Params, task: Task, key: jax.Ar
         )
         return next_inner, transition
 
-    init = (obs, state, jnp.ones((), bool), jnp.zeros((), jnp.int32), carry, prev_action, prev_reward, prev_done)
+    init = (obs, state, jnp.ones((), bool), t0, carry, prev_action, prev_reward, prev_done)
     final, trajectory = jax.lax.scan(step, init, jax.random.split(scan_key, horizon))
     return (final[4], final[5], final[6]), trajectory
 
 
 def rollout_episode(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: Task, key: jax.Array,
-                    horizon: int | None = None, next_obs: bool = True) -> Trajectory:
-    """One episode of ``task``, from a fresh carry. Returns a :class:`Trajectory` with leaves [T, ...]."""
+                    horizon: int | None = None, next_obs: bool = True, record_info: bool = False) -> Trajectory:
+    """One episode of ``task``, from a fresh carry. Returns a :class:`Trajectory` with leaves [T, ...].
+
+    ``record_info``: also record the env's per-step ``info`` (masked) in ``extras["info"]``."""
     actor = as_actor(actor)
     horizon = env.spec.horizon if horizon is None else horizon
     carry = actor.initial_carry(params, jax.random.fold_in(key, _CARRY_KEY))
-    _, trajectory = _episode(env, actor, params, task, key, carry, _first_inputs(env), horizon, next_obs, False)
+    _, trajectory = _episode(env, actor, params, task, key, carry, _first_inputs(env), horizon, next_obs, False,
+                             record_info)
     return trajectory
 
 
 def rollout_episodes(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: Task, key: jax.Array,
-                     num_episodes: int, horizon: int | None = None, next_obs: bool = True) -> Trajectory:
+                     num_episodes: int, horizon: int | None = None, next_obs: bool = True,
+                     record_info: bool = False) -> Trajectory:
     """``num_episodes`` independent episodes of one task (each from a fresh carry). Leaves [E, T, ...]."""
     keys = jax.random.split(key, num_episodes)
-    return jax.vmap(lambda k: rollout_episode(env, actor, params, task, k, horizon, next_obs))(keys)
+    return jax.vmap(lambda k: rollout_episode(env, actor, params, task, k, horizon, next_obs, record_info))(keys)
 
 
 def rollout_tasks(env: MetaEnv, actor: Actor | PolicyFn, params: Params, tasks: Task, key: jax.Array,
@@ -179,8 +195,8 @@ def rollout_tasks(env: MetaEnv, actor: Actor | PolicyFn, params: Params, tasks: 
 
 
 def rollout_trial(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: Task, key: jax.Array,
-                  num_episodes: int | None = None, horizon: int | None = None, next_obs: bool = True
-                  ) -> tuple[Trajectory, Carry]:
+                  num_episodes: int | None = None, horizon: int | None = None, next_obs: bool = True,
+                  record_info: bool = False) -> tuple[Trajectory, Carry]:
     """A trial: ``num_episodes`` consecutive episodes of one task with the actor's carry kept.
 
     The carry is initialised once per trial (``actor.initial_carry``), passed through
@@ -200,7 +216,7 @@ def rollout_trial(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: T
         carry, prev_action, prev_reward, prev_done = state
         (carry, prev_action, prev_reward), trajectory = _episode(
             env, actor, params, task, episode_key, carry, (prev_action, prev_reward, prev_done), horizon, next_obs,
-            True,
+            True, record_info,
         )
         # The next episode's first input flags the boundary.
         return (carry, prev_action, prev_reward, jnp.ones((), jnp.float32)), trajectory
@@ -212,7 +228,7 @@ def rollout_trial(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: T
 
 def rollout_trials(env: MetaEnv, actor: Actor | PolicyFn, params: Params, tasks: Task, key: jax.Array,
                    trials_per_task: int, num_episodes: int | None = None, horizon: int | None = None,
-                   next_obs: bool = True) -> Trajectory:
+                   next_obs: bool = True, record_info: bool = False) -> Trajectory:
     """``trials_per_task`` independent trials of each task in a batch (leading axis N).
 
     Leaves [N, R, K, T, ...].
@@ -221,7 +237,7 @@ def rollout_trials(env: MetaEnv, actor: Actor | PolicyFn, params: Params, tasks:
     keys = jax.random.split(key, (num_tasks, trials_per_task))
 
     def one(task, k):
-        return rollout_trial(env, actor, params, task, k, num_episodes, horizon, next_obs)[0]
+        return rollout_trial(env, actor, params, task, k, num_episodes, horizon, next_obs, record_info)[0]
 
     return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(tasks, keys)
 

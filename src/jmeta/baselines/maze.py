@@ -22,9 +22,10 @@ Usage::
 Movement keeps the agent on the lattice of cell centres: it turns (45 deg per step, the shorter
 way) until its heading points along the axis towards the next waypoint, then moves forward; the
 forward step (0.5) divides the cell (2.0), so waypoints are reached exactly.
-:func:`run_episodes` rolls one episode per task (a ``lax.while_loop`` of at most the horizon that
-stops when every episode has ended, ``vmap`` over tasks) and returns per-episode return, success,
-failure, length and whether the reveal was seen.
+:class:`MazeActor` makes the behaviours a privileged actor of the shared rollout engine
+(:mod:`jmeta.rollout`; the behaviour index is the actor's ``params``); :func:`run_episodes` rolls
+one episode per task through it (``vmap`` over tasks) and returns per-episode return, success,
+failure, length and whether the reveal was seen, from the env's recorded step ``info``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ from jmeta.envs.pixel.maze import (
     cell_centre,
     split_observation_2d,
 )
+from jmeta.rollout import ActorBase, rollout_episode
+from jmeta.types import StepInputs
 
 #: ``(col, row)`` offsets of the 4 neighbours of a cell.
 _NEIGHBOURS = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], np.int32)
@@ -283,42 +286,41 @@ class EpisodeStats:
     revealed: jax.Array
 
 
+@dataclasses.dataclass(frozen=True)
+class MazeActor(ActorBase):
+    """The scripted behaviours as a privileged actor (it sees the env state and the task, for
+    navigation and for the oracle's goal); ``params`` is the behaviour index (int32, :data:`MODES`),
+    so one compiled rollout serves all four. The carry is a :class:`NavCarry`, planned at every
+    episode start from the task's layout."""
+
+    env: MazeBase
+    privileged = True
+
+    def initial_carry(self, params: jax.Array, key: jax.Array) -> NavCarry:
+        rows, cols = self.env.grid_shape
+        return NavCarry(fields=jnp.zeros((3, rows, cols), jnp.int32), waypoint=jnp.zeros(2, jnp.int32),
+                        target=jnp.zeros((), jnp.int32), belief=jnp.zeros((), jnp.int32))
+
+    def episode_start(self, params: jax.Array, carry: NavCarry, inputs: StepInputs, key: jax.Array) -> NavCarry:
+        return policy_init(params, inputs.task, key)
+
+    def act(self, params: jax.Array, carry: NavCarry, inputs: StepInputs, key: jax.Array):
+        carry, action = policy_act(self.env, params, carry, inputs.obs, inputs.env_state, inputs.task, key)
+        return carry, action, jnp.zeros(()), {}
+
+
 def run_episode(env: MazeBase, mode: jax.Array, task: MazeTask, key: jax.Array) -> EpisodeStats:
-    """One episode of ``task`` under behaviour ``mode`` (scalars), at most ``env.spec.horizon`` steps.
-
-    A ``lax.while_loop`` that stops once the episode has terminated (under ``vmap``: once every
-    episode of the batch has), so short episodes do not pay for the full horizon; steps after a
-    termination are masked, as in the rollout engine.
-    """
-    reset_key, init_key, loop_key = jax.random.split(key, 3)
-    obs, state = env.reset(reset_key, task)
-    carry = policy_init(mode, task, init_key)
-
-    def step(c):
-        t, obs, state, carry, alive, stats = c
-        act_key, env_key = jax.random.split(jax.random.fold_in(loop_key, t))
-        new_carry, action = policy_act(env, mode, carry, obs, state, task, act_key)
-        out = env.step(env_key, state, action, task)
-        mask = alive.astype(jnp.float32)
-        stats = (
-            stats[0] + out.reward * mask,
-            jnp.maximum(stats[1], out.info["success"] * mask),
-            jnp.maximum(stats[2], out.info["failure"] * mask),
-            stats[3] + mask,
-            jnp.maximum(stats[4], out.info["reveal"] * mask),
-        )
-        keep = lambda n, o: jax.tree_util.tree_map(lambda a, b: jnp.where(alive, a, b), n, o)  # noqa: E731
-        alive_next = alive & ~out.terminated
-        return t + 1, keep(out.obs, obs), keep(out.state, state), keep(new_carry, carry), alive_next, stats
-
-    def running(c):
-        return (c[0] < env.spec.horizon) & c[4]
-
-    zeros = tuple(jnp.zeros((), jnp.float32) for _ in range(5))
-    init = (jnp.zeros((), jnp.int32), obs, state, carry, jnp.ones((), bool), zeros)
-    final = jax.lax.while_loop(running, step, init)
-    r, s, f, n, v = final[5]
-    return EpisodeStats(episode_return=r, success=s, failure=f, length=n, revealed=v)
+    """One episode of ``task`` under behaviour ``mode`` (scalars) through the rollout engine
+    (``env.spec.horizon`` steps; steps after a termination are masked)."""
+    traj = rollout_episode(env, MazeActor(env), mode, task, key, next_obs=False, record_info=True)
+    info = traj.extras["info"]
+    return EpisodeStats(
+        episode_return=traj.episode_return(),
+        success=info["success"].max(),
+        failure=info["failure"].max(),
+        length=traj.mask.sum(),
+        revealed=info["reveal"].max(),
+    )
 
 
 def run_episodes(
@@ -357,6 +359,7 @@ __all__ = [
     "MODES",
     "RED",
     "EpisodeStats",
+    "MazeActor",
     "NavCarry",
     "ScriptedPolicy",
     "all_policies",

@@ -54,7 +54,7 @@ class ReferencePolicy:
     def initial_carry(self, params: Any, key: jax.Array) -> Any:
         return self.init_carry
 
-    def episode_start(self, params: Any, carry: Any, key: jax.Array) -> Any:
+    def episode_start(self, params: Any, carry: Any, inputs: StepInputs, key: jax.Array) -> Any:
         return carry
 
     def act(self, params: Any, carry: Any, inputs: StepInputs, key: jax.Array):

@@ -1,9 +1,10 @@
 """Scripted reference policies for :mod:`jmeta.envs.pixel.visual_nav` (DREAM's sign environment).
 
-These policies navigate with the environment state (the agent's position and heading), so they run
-through :func:`run_trials`, a trial runner with the semantics of :func:`jmeta.rollout.rollout_trial`
-(the policy carry is kept across the episodes of a trial, steps after a termination are masked)
-that also hands the policy the state. What each policy *knows about the task* differs:
+These policies navigate with the environment state (the agent's position and heading): each is a
+privileged actor of the shared rollout engine (:func:`jmeta.rollout.rollout_trial`: the policy
+carry is kept across the episodes of a trial, steps after a termination are masked, the actor sees
+the env state and the task), and :func:`run_trials` scores them. What each policy *knows about the
+task* differs:
 
 * :func:`random_policy`: uniform over the 4 actions.
 * :func:`oracle`: knows the task's colour; in every episode walks to the object of that colour
@@ -23,7 +24,6 @@ viewpoint are reachable on a straight line through the opening between the top r
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +34,8 @@ from flax import struct
 
 from jmeta.envs.base import Task
 from jmeta.envs.pixel import visual_nav as vn
+from jmeta.rollout import rollout_trial
+from jmeta.types import StepInputs
 
 #: Sign-reading viewpoints ``(x, z)`` for reading headings -28.5, -25.5, ..., 25.5 degrees (19 rows; none
 #: satisfies the conditions beyond this range).
@@ -69,11 +71,29 @@ StepFn = Callable[[Any, PolicyInput, jax.Array], tuple[Any, jax.Array]]
 
 @dataclasses.dataclass(frozen=True)
 class ScriptedPolicy:
-    """name; init_carry (a pytree of arrays, reset at each trial); step_fn (see :data:`StepFn`)."""
+    """name; init_carry (a pytree of arrays, reset at each trial); step_fn (see :data:`StepFn`).
+
+    A privileged actor of :mod:`jmeta.rollout`: its carry is ``(episode index, policy carry)``, the
+    index counting the episodes of the trial (it is what :class:`PolicyInput` reports)."""
 
     name: str
     init_carry: Any
     step_fn: StepFn
+
+    privileged = True
+
+    def initial_carry(self, params: Any, key: jax.Array) -> tuple[jax.Array, Any]:
+        return jnp.full((), -1, jnp.int32), self.init_carry
+
+    def episode_start(self, params: Any, carry: tuple, inputs: StepInputs, key: jax.Array) -> tuple:
+        episode, policy_carry = carry
+        return episode + 1, policy_carry
+
+    def act(self, params: Any, carry: tuple, inputs: StepInputs, key: jax.Array):
+        episode, policy_carry = carry
+        seen = PolicyInput(inputs.obs, inputs.env_state, inputs.task, episode, inputs.time)
+        policy_carry, action = self.step_fn(policy_carry, seen, key)
+        return (episode, policy_carry), action, jnp.zeros(()), {}
 
 
 # ---------------------------------------------------------------- navigation and sign reading
@@ -252,80 +272,33 @@ POLICIES: dict[str, Callable[[], ScriptedPolicy]] = {
 def run_trial(
     env: vn.VisualNav, policy: ScriptedPolicy, task: Task, key: jax.Array, num_episodes: int | None = None
 ) -> tuple[dict[str, jax.Array], Any]:
-    """One trial of ``task``. Returns ``(per_episode, final_carry)`` where ``per_episode`` holds
-    float32[K] ``return``, ``success`` (touched the right object), ``touched``, ``length``."""
-    num_episodes = env.spec.episodes_per_trial if num_episodes is None else num_episodes
-    horizon = env.spec.horizon
-
-    def episode(carry, inputs):
-        episode_index, episode_key = inputs
-        reset_key, scan_key = jax.random.split(episode_key)
-        obs, state = env.reset(reset_key, task)
-
-        def step(inner, step_key):
-            obs, state, alive, t, policy_carry, totals = inner
-            act_key, env_key = jax.random.split(step_key)
-            new_carry, action = policy.step_fn(policy_carry, PolicyInput(obs, state, task, episode_index, t), act_key)
-            out = env.step(env_key, state, action, task)
-            mask = alive.astype(jnp.float32)
-            totals = totals + mask * jnp.stack([out.reward, out.info["success"], out.info["touched"], 1.0])
-            next_inner = (
-                jnp.where(alive, out.obs, obs),
-                jax.tree_util.tree_map(lambda n, o: jnp.where(alive, n, o), out.state, state),
-                alive & ~out.terminated,
-                t + 1,
-                jax.tree_util.tree_map(lambda n, o: jnp.where(alive, n, o), new_carry, policy_carry),
-                totals,
-            )
-            return next_inner, None
-
-        init = (obs, state, jnp.ones((), bool), jnp.zeros((), jnp.int32), carry, jnp.zeros(4, jnp.float32))
-        final, _ = jax.lax.scan(step, init, jax.random.split(scan_key, horizon))
-        return final[4], final[5]
-
-    indices = jnp.arange(num_episodes, dtype=jnp.int32)
-    carry, totals = jax.lax.scan(episode, policy.init_carry, (indices, jax.random.split(key, num_episodes)))
-    names = ("return", "success", "touched", "length")
-    return {n: totals[:, i] for i, n in enumerate(names)}, carry
+    """One trial of ``task`` through the rollout engine. Returns ``(per_episode, final_carry)`` where
+    ``per_episode`` holds float32[K] ``return``, ``success`` (touched the right object), ``touched``,
+    ``length``, and ``final_carry`` is the policy's carry at the end of the trial."""
+    traj, (_, carry) = rollout_trial(env, policy, None, task, key, num_episodes, next_obs=False, record_info=True)
+    info = traj.extras["info"]
+    per_episode = {"return": traj.episode_return(), "success": info["success"].sum(-1),
+                   "touched": info["touched"].sum(-1), "length": traj.mask.sum(-1)}
+    return per_episode, carry
 
 
-@functools.lru_cache(maxsize=8)
-def _batched_env(env: vn.VisualNav):
-    return jax.jit(jax.vmap(env.reset)), jax.jit(jax.vmap(env.step))
+_BATCHED: dict[tuple[int, int, int | None], tuple[Any, Any, Callable]] = {}
+
+
+def _batched(env: vn.VisualNav, policy: ScriptedPolicy, num_episodes: int | None) -> Callable:
+    """The jitted, vmapped :func:`run_trial` of ``(env, policy)`` (cached; the policy holds arrays, so by id)."""
+    key = (id(env), id(policy), num_episodes)
+    cached = _BATCHED.get(key)
+    if cached is None or cached[0] is not env or cached[1] is not policy:
+        fn = jax.jit(jax.vmap(lambda t, k: run_trial(env, policy, t, k, num_episodes)))
+        cached = _BATCHED[key] = (env, policy, fn)
+    return cached[2]
 
 
 def run_trials(
     env: vn.VisualNav, policy: ScriptedPolicy, tasks: Task, key: jax.Array, num_episodes: int | None = None
 ) -> tuple[dict[str, jax.Array], Any]:
-    """:func:`run_trial` for a batch of tasks (leading axis N): leaves [N, K].
-
-    Same semantics as ``jax.vmap(run_trial)``, but the time loop runs on the host around one jitted,
-    vmapped ``env.reset``/``env.step`` (compiled once per env and shared by all policies) and a
-    jitted policy step, which compiles much faster on CPU than one scan per policy.
-    """
-    num_episodes = env.spec.episodes_per_trial if num_episodes is None else num_episodes
+    """:func:`run_trial` for a batch of tasks (leading axis N), jitted and vmapped: leaves [N, K]."""
     n = jax.tree_util.tree_leaves(tasks)[0].shape[0]
-    reset, env_step = _batched_env(env)
-    policy_step = jax.jit(jax.vmap(policy.step_fn))
-    carry = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), policy.init_carry)
-    select = jax.jit(lambda m, a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(m.reshape(-1, *([1] * (u.ndim - 1))), u, v), a, b))
-    totals = []
-    for episode_key in jax.random.split(key, num_episodes):
-        episode_index = len(totals)
-        reset_key, scan_key = jax.random.split(episode_key)
-        obs, state = reset(jax.random.split(reset_key, n), tasks)
-        alive = jnp.ones(n, bool)
-        total = jnp.zeros((n, 4), jnp.float32)
-        for t, step_key in enumerate(jax.random.split(scan_key, env.spec.horizon)):
-            act_keys, env_keys = jnp.split(jax.random.split(step_key, 2 * n), 2)
-            inputs = PolicyInput(obs, state, tasks, jnp.full(n, episode_index, jnp.int32), jnp.full(n, t, jnp.int32))
-            new_carry, action = policy_step(carry, inputs, act_keys)
-            out = env_step(env_keys, state, action, tasks)
-            info = jnp.stack([out.reward, out.info["success"], out.info["touched"], jnp.ones(n)], axis=1)
-            total = total + alive[:, None] * info
-            obs, state, carry = select(alive, (out.obs, out.state, new_carry), (obs, state, carry))
-            alive = alive & ~out.terminated
-        totals.append(total)
-    totals = jnp.stack(totals, axis=1)  # [N, K, 4]
-    names = ("return", "success", "touched", "length")
-    return {name: totals[..., i] for i, name in enumerate(names)}, carry
+    return _batched(env, policy, num_episodes)(tasks, jax.random.split(key, n))
+

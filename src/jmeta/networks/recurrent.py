@@ -146,7 +146,7 @@ class RecurrentActorCritic:
             return new_carry, Categorical(out), value
         return new_carry, DiagGaussian(out, jnp.maximum(log_std, math.log(self.min_std))), value
 
-    def episode_start(self, params: Params, carry: Carry, key: jax.Array) -> Carry:
+    def episode_start(self, params: Params, carry: Carry, inputs: StepInputs, key: jax.Array) -> Carry:
         """The carry runs on across the episodes of a trial."""
         return carry
 
@@ -200,7 +200,7 @@ class _ModeActor:
     def initial_carry(self, params: Params, key: jax.Array) -> Carry:
         return self.net.initial_carry()
 
-    def episode_start(self, params: Params, carry: Carry, key: jax.Array) -> Carry:
+    def episode_start(self, params: Params, carry: Carry, inputs: StepInputs, key: jax.Array) -> Carry:
         return carry
 
     def act(self, params: Params, carry: Carry, inputs: StepInputs, key: jax.Array):
