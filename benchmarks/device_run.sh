@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The accelerator benchmarks, as one script for a lent GPU machine (see ../shared/device/README.md):
+# The accelerator benchmarks, as one script for a lent GPU machine:
 # every benchmark writes its JSON (hardware, versions, config, the exact command) into $OUT, one
 # file each, saved after every measurement, and a failing or slow benchmark does not stop the others (each has its own time limit).
 #
