@@ -173,7 +173,7 @@ def cli_config_class(algo: str) -> type:
     """The command-line class for ``algo``: the run fields plus one field named ``algo`` holding its Config."""
     cls = algorithm_class(algo)
     choices = Literal[tuple(list_algorithms())]  # type: ignore[valid-type]
-    section = Annotated[cls.Config, _help(f"{algo} hyperparameters ({cls.Config.__doc__ or ''}).")]
+    section = Annotated[cls.Config, _help(f"{algo} hyperparameters. {cls.Config.__doc__ or ''}")]
     return dataclasses.make_dataclass(
         "TrainConfig",
         [("algo", Annotated[choices, _help("Meta-learning algorithm.")], dataclasses.field(default=algo)),

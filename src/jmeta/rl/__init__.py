@@ -1,5 +1,5 @@
-"""Returns, advantages, surrogate objectives and trust-region updates."""
+"""The shared update layer: returns, surrogate objectives, the policy-gradient batch, PPO and TRPO."""
 
-from jmeta.rl import returns, surrogates, trpo
+from jmeta.rl import pg, ppo, returns, surrogates, trpo
 
-__all__ = ["returns", "surrogates", "trpo"]
+__all__ = ["pg", "ppo", "returns", "surrogates", "trpo"]
