@@ -9,6 +9,7 @@ import signal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from _tiny import tiny_config
@@ -159,3 +160,22 @@ def test_invalid_config_is_rejected_before_compiling(tmp_path):
     with pytest.raises(ConfigError, match="env_variant"):
         trainer.train(tiny_config(str(tmp_path), env_variant="nope"))
     assert not os.listdir(tmp_path)  # nothing was created
+
+
+def test_eval_extras_are_summarised_and_logged():
+    from jmeta.algos import EvalOut
+    from jmeta.evaluation import summarize
+
+    out = EvalOut(returns=jnp.array([[0.0, 1.0], [2.0, 3.0]]), axis="episode",
+                  extras={"success": jnp.array([[0.0, 1.0], [1.0, 1.0]]), "reads": jnp.array([1.0, 0.0])})
+    result = summarize(out)
+    assert result.axis == "episode" and result.axis_label.startswith("episode")
+    np.testing.assert_allclose(result.mean, [1.0, 2.0])
+    np.testing.assert_allclose(result.stderr, [1.0, 1.0])
+    metrics = result.metrics()
+    assert metrics["eval/return_episode1"] == 2.0 and metrics["eval/return_episode0_se"] == 1.0
+    assert metrics["eval/success_episode0"] == 0.5 and metrics["eval/success_episode1"] == 1.0
+    assert metrics["eval/reads"] == 0.5
+    assert result.to_dict()["extras"]["reads"] == [1.0, 0.0]
+    with pytest.raises(ValueError, match="K \\+ 1"):
+        summarize(EvalOut(returns=jnp.zeros(3)))

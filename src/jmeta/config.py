@@ -112,7 +112,7 @@ class TrainConfig(RunConfig):
 
             has_physics = any(f.name == "physics" for f in dataclasses.fields(variant_params(self.env, self.env_variant)))
             check(has_physics, "env_physics", f"{self.env} is a pure-JAX env; only MuJoCo envs take it", self.env_physics)
-        check_finite_fields(RunConfig(**{name: getattr(self, name) for name in _RUN_FIELDS}))
+        check_finite_fields(RunConfig(**self.run_fields()))
         check(self.action_scale > 0, "action_scale", "must be > 0", self.action_scale)
         check(self.meta_iters >= 1, "meta_iters", "must be >= 1", self.meta_iters)
         check(self.meta_batch_size >= 1, "meta_batch_size", "must be >= 1", self.meta_batch_size)
