@@ -9,7 +9,11 @@ from jmeta.errors import JMetaError, NonFiniteError
 
 
 def run_cli(main: Callable[[], int]) -> int:
-    """Runs ``main``; user errors become one line on stderr (exit 2; NaN stops exit 1), no traceback."""
+    """Runs ``main``; user errors become one line on stderr (exit 2; NaN stops exit 1), no traceback.
+    The storage libraries' own log records stay off the console (they go to the run's errors.log)."""
+    from jmeta.logging import quiet_library_logs
+
+    quiet_library_logs()
     try:
         return main()
     except NonFiniteError as exc:

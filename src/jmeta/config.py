@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Annotated, Any, Literal
 
 from jmeta.algos import algorithm_class, list_algorithms
@@ -112,7 +113,12 @@ class TrainConfig(RunConfig):
 
             has_physics = any(f.name == "physics" for f in dataclasses.fields(variant_params(self.env, self.env_variant)))
             check(has_physics, "env_physics", f"{self.env} is a pure-JAX env; only MuJoCo envs take it", self.env_physics)
-        check_finite_fields(RunConfig(**self.run_fields()))
+        check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32 - 1] (JAX keys hold 32 bits)", self.seed)
+        check(self.resume is None or bool(self.resume.strip()), "resume", "must be a run directory", self.resume)
+        check(bool(self.logdir.strip()), "logdir", "must be a directory path", self.logdir)
+        check(self.run_name is None or (bool(self.run_name.strip()) and os.sep not in self.run_name), "run_name",
+              "must be a non-empty directory name without a path separator", self.run_name)
+        check_finite_fields(RunConfig(**{**self.run_fields(), "seed": 0}))
         check(self.action_scale > 0, "action_scale", "must be > 0", self.action_scale)
         check(self.meta_iters >= 1, "meta_iters", "must be >= 1", self.meta_iters)
         check(self.meta_batch_size >= 1, "meta_batch_size", "must be >= 1", self.meta_batch_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging as std_logging
 import math
 import os
 import sys
@@ -54,7 +55,10 @@ def read_metrics(path: str, kind: str | None = None) -> list[dict[str, Any]]:
         for line in f:
             line = line.strip()
             if line:
-                record = json.loads(line)
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a kill; the records after it are kept
+                    continue
                 if kind is None or record.get("kind") == kind:
                     records.append(record)
     return records
@@ -73,12 +77,15 @@ def truncate_metrics(path: str, last_iteration: int) -> None:
 
 
 class TensorBoardLog:
-    def __init__(self, logdir: str):
+    """TensorBoard scalars. ``purge_step`` (on resume: the restored iteration + 1) hides every event
+    at or after it that an interrupted process wrote, so each step is shown once."""
+
+    def __init__(self, logdir: str, purge_step: int | None = None):
         try:
             from tensorboardX import SummaryWriter
         except ImportError as exc:  # pragma: no cover
             raise JMetaError("tensorboardX is not installed; pass --no-tensorboard") from exc
-        self._writer = SummaryWriter(logdir)
+        self._writer = SummaryWriter(logdir, purge_step=purge_step)
 
     def write(self, record: dict[str, Any], step: int) -> None:
         for name, value in record.items():
@@ -121,3 +128,42 @@ class ProgressBar:
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+#: Loggers of the libraries under jmeta whose messages are for a log file, not the console (orbax
+#: logs through absl; a damaged checkpoint makes it print pages of text).
+LIBRARY_LOGGERS = ("absl",)
+
+
+class LibraryLogFile:
+    """Context manager: copies the libraries' log records (:data:`LIBRARY_LOGGERS`) to ``path``."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._handlers: list[tuple[std_logging.Logger, std_logging.Handler]] = []
+
+    def __enter__(self):
+        for name in LIBRARY_LOGGERS:
+            try:
+                handler = std_logging.FileHandler(self.path, encoding="utf-8", delay=True)
+            except OSError:
+                continue
+            handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            logger = std_logging.getLogger(name)
+            logger.addHandler(handler)
+            self._handlers.append((logger, handler))
+        return self
+
+    def __exit__(self, *exc):
+        for logger, handler in self._handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        self._handlers = []
+        return False
+
+
+def quiet_library_logs() -> None:
+    """Keeps the libraries' log records off the console (the command-line entry points call this;
+    the trainer still writes them to the run's ``errors.log``)."""
+    for name in LIBRARY_LOGGERS:
+        std_logging.getLogger(name).propagate = False

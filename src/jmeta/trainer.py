@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -38,7 +39,14 @@ from jmeta.envs import RescaleActions, make
 from jmeta.envs.base import MetaEnv
 from jmeta.errors import CheckpointError, ConfigError, NonFiniteError
 from jmeta.evaluation import EvalResult, make_evaluator
-from jmeta.logging import MetricsLog, ProgressBar, TensorBoardLog, read_metrics, truncate_metrics
+from jmeta.logging import (
+    LibraryLogFile,
+    MetricsLog,
+    ProgressBar,
+    TensorBoardLog,
+    read_metrics,
+    truncate_metrics,
+)
 from jmeta.spaces import Box
 from jmeta.tasks import TaskDistribution, evaluation_bank
 
@@ -117,8 +125,70 @@ def _new_run_dir(config: TrainConfig) -> str:
     path = os.path.abspath(os.path.join(config.logdir, name))
     if os.path.exists(os.path.join(path, CONFIG_FILE)):
         raise ConfigError(f"run_name: {path} already holds a run; use --resume {path} or another name")
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"logdir: cannot create the run directory {path}: {exc.strerror or exc}") from None
     return path
+
+
+class _RunLock:
+    """An exclusive lock on a run directory for the life of a training process (released by the OS
+    if the process dies), so the same run cannot be trained by two processes at once."""
+
+    def __init__(self, run_dir: str):
+        self.path = os.path.join(run_dir, ".lock")
+        self._fd: int | None = None
+
+    def __enter__(self):
+        import fcntl
+
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"logdir: cannot write in the run directory {os.path.dirname(self.path)}: "
+                              f"{exc.strerror or exc}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise ConfigError(f"resume: {os.path.dirname(self.path)} is being trained by another process; "
+                              "wait for it to stop (or stop it) before resuming") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc):
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+        return False
+
+
+def _check_writable(run_dir: str, checkpointer: Checkpointer) -> None:
+    """Refuses (one line) before anything compiles when logs or checkpoints cannot be written."""
+    for name in (CONFIG_FILE, METRICS_FILE):
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise ConfigError(f"logdir: {path} is not writable")
+    checkpointer.check_writable()
+
+
+def _set_aside(checkpointer: Checkpointer, run_dir: str, steps: list[int]) -> list[str]:
+    """Moves corrupt checkpoint steps out of the way (kept for inspection), so that the run can save
+    those iterations again. Returns the new locations."""
+    moved = []
+    target = os.path.join(run_dir, "corrupt_checkpoints")
+    for step in steps:
+        src = os.path.join(checkpointer.directory, str(step))
+        if os.path.exists(src):
+            os.makedirs(target, exist_ok=True)
+            dst = os.path.join(target, f"{step}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}")
+            os.replace(src, dst)
+            moved.append(dst)
+    checkpointer.reload()
+    return moved
 
 
 def _all_finite(tree) -> jax.Array:
@@ -202,22 +272,41 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
         check_resume_compatible(load_run_config(run_dir), config)
     else:
         run_dir = _new_run_dir(config)
+    with _RunLock(run_dir), LibraryLogFile(os.path.join(run_dir, "errors.log")):
+        return _train_locked(config, algo, dist, identity, run_dir, stop_after)
+
+
+def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution, identity: dict[str, Any],
+                  run_dir: str, stop_after: int | None) -> RunResult:
+    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
+    _check_writable(run_dir, checkpointer)
     with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
         f.write(config.to_json())
 
     run_key = jax.random.key(config.seed)
     init_key, train_key = jax.random.split(run_key)
-    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     abstract = jax.eval_shape(algo.init, init_key)
-    if config.resume:
+    if config.resume and not checkpointer.all_steps():
+        print(f"warning: {run_dir} has no checkpoint yet (stopped before its first save); starting it from "
+              "iteration 0", file=sys.stderr)
+        state = algo.init(init_key)
+    elif config.resume:
         state, _ = checkpointer.restore(abstract, expected_meta=identity)
+        if checkpointer.skipped:
+            skipped = [step for step, _ in checkpointer.skipped]
+            _set_aside(checkpointer, run_dir, skipped)
+            print(f"warning: checkpoint(s) {', '.join(map(str, skipped))} corrupt or incomplete (moved to "
+                  f"{os.path.join(run_dir, 'corrupt_checkpoints')}; details in {checkpointer.error_log}); "
+                  f"resuming from iteration {int(state.iteration)}", file=sys.stderr)
     else:
         state = algo.init(init_key)
     start = int(state.iteration)
     metrics_path = os.path.join(run_dir, METRICS_FILE)
-    truncate_metrics(metrics_path, start)
+    truncate_metrics(metrics_path, start)  # records past the restored checkpoint are rolled back
+    logged_evals = {int(r["iteration"]) for r in read_metrics(metrics_path, "eval")} if os.path.exists(metrics_path) else set()
     log = MetricsLog(metrics_path)
-    tb = TensorBoardLog(os.path.join(run_dir, "tensorboard")) if config.tensorboard else None
+    tb = (TensorBoardLog(os.path.join(run_dir, "tensorboard"), purge_step=start + 1 if config.resume else None)
+          if config.tensorboard else None)
     bank = evaluation_bank(dist, config.eval_tasks)
     evaluator = make_evaluator(algo, bank)
     chunk_fn = _make_chunk_fn(algo)
@@ -225,15 +314,23 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
     meta = {"config": config.to_dict(), "versions": versions(), **identity}
 
     def save(s):
-        checkpointer.save(int(s.iteration), s, meta)
+        try:
+            checkpointer.save(int(s.iteration), s, meta)
+        except CheckpointError as exc:
+            kept = checkpointer.all_steps() if os.path.isdir(checkpointer.directory) else []
+            raise CheckpointError(f"{exc}; the run stopped at iteration {int(s.iteration)}; checkpoints kept: "
+                                  f"{kept or 'none'}") from None
 
     def run_eval(s) -> EvalResult:
         t0 = time.perf_counter()
         result = evaluator(s)
-        record = {"kind": "eval", "iteration": int(s.iteration), **result.metrics(), "perf/eval_s": time.perf_counter() - t0}
-        log.write(record)
-        if tb:
-            tb.write(record, int(s.iteration))
+        step = int(s.iteration)
+        if step not in logged_evals:  # a resumed run that had already logged this evaluation: once only
+            record = {"kind": "eval", "iteration": step, **result.metrics(), "perf/eval_s": time.perf_counter() - t0}
+            log.write(record)
+            if tb:
+                tb.write(record, step)
+            logged_evals.add(step)
         return result
 
     end = config.meta_iters if stop_after is None else min(config.meta_iters, stop_after)
@@ -329,6 +426,9 @@ def restore_run(run_dir: str, step: int | None = None):
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     try:
         state, meta = checkpointer.restore(jax.eval_shape(algo.init, init_key), step, _checkpoint_identity(config))
+        if checkpointer.skipped:
+            print(f"warning: checkpoint(s) {', '.join(str(s) for s, _ in checkpointer.skipped)} corrupt or incomplete "
+                  f"(details in {checkpointer.error_log}); using iteration {int(state.iteration)}", file=sys.stderr)
     finally:
         checkpointer.close()
     return config, dist, algo, state

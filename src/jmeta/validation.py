@@ -28,9 +28,25 @@ def _floats(value: Any) -> list[float]:
     return []
 
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _ints(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [v for item in value for v in _ints(item)]
+    return []
+
+
 def check_finite_fields(config: Any, prefix: str = "") -> None:
-    """Rejects inf/NaN in any float field (or tuple of floats) of a dataclass config."""
+    """Rejects inf/NaN in any float field (or tuple of floats) of a dataclass config, and integers
+    outside the int32 range (counters and sizes become int32 arrays under JAX's default x32)."""
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         name = f"{prefix}.{field.name}" if prefix else field.name
         check(all(math.isfinite(v) for v in _floats(value)), name, "must be finite", value)
+        check(all(INT32_MIN <= v <= INT32_MAX for v in _ints(value)), name,
+              f"must be an integer in [{INT32_MIN}, {INT32_MAX}]", value)
