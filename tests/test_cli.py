@@ -48,6 +48,14 @@ def test_help_documents_every_field():
         (["--meta-batch-size", "0"], "error: meta_batch_size: must be >= 1, got 0"),
         (["--maml.inner-lr", "inf"], "error: maml.inner_lr: must be finite, got inf"),
         (["--action-scale", "nan"], "error: action_scale: must be finite, got nan"),
+        (["--maml.ppo-lr", "inf"], "error: maml.ppo_lr: must be finite, got inf"),  # unused with the TRPO outer step
+        (["--maml.max-kl", "inf"], "error: maml.max_kl: must be finite, got inf"),
+        (["--algo", "rl2", "--env", "grid_nav", "--rl2.reward-scale", "inf"], "error: rl2.reward_scale: must be finite, got inf"),
+        (["--resume", ""], "error: resume: must be a run directory, got ''"),
+        (["--seed", "99999999999999999999999"],
+         "error: seed: must be in [0, 2**32 - 1] (JAX keys hold 32 bits), got 99999999999999999999999"),
+        (["--seed", "-1"], "error: seed: must be in [0, 2**32 - 1] (JAX keys hold 32 bits), got -1"),
+        (["--meta-iters", "99999999999"], "error: meta_iters: must be an integer in [-2147483648, 2147483647], got 99999999999"),
         (["--resume", "/nonexistent/run"], "error: /nonexistent/run is not a jmeta run directory (no config.json)"),
     ],
 )
@@ -57,6 +65,16 @@ def test_bad_input_is_one_line_exit_2(args, message):
     assert "Traceback" not in out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip() and "warp" not in line.lower()]
     assert lines == [message]
+
+
+def test_unusable_logdir_is_one_line_exit_2(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for logdir in (a_file, a_file / "below"):
+        out = _run("jmeta.train", "--logdir", str(logdir), "--run-name", "r", timeout=120)
+        lines = [line for line in out.stderr.splitlines() if line.strip() and "warp" not in line.lower()]
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert len(lines) == 1 and lines[0].startswith("error: logdir: cannot create the run directory"), lines
 
 
 def test_unknown_algorithm_lists_choices():
