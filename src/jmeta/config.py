@@ -69,6 +69,10 @@ class RunConfig:
     """Show a live progress bar."""
     plots: bool = True
     """Write learning-curve and adaptation-curve PNGs at the end."""
+    debug_nonfinite: bool = False
+    """Debug mode: raise at the first operation that produces a NaN or an inf anywhere in training
+    (JAX's debug_nans/debug_infs; much slower). Without it, a non-finite metric or parameter stops the
+    run after its chunk and keeps the last good checkpoint."""
 
     def env_overrides(self) -> dict[str, Any]:
         overrides: dict[str, Any] = {} if self.env_horizon is None else {"horizon": self.env_horizon}

@@ -30,3 +30,7 @@ def unknown_name(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> Un
     """Builds the standard 'unknown X: valid ones are ...' error."""
     listed = ", ".join(sorted(valid))
     return UnknownNameError(f"unknown {kind} {name!r}; valid {kind}s: {listed}")
+
+
+class EnvInputError(JMetaError, ValueError):
+    """A task or action that does not fit the environment (wrong structure, shape or dtype)."""

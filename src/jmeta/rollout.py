@@ -26,6 +26,7 @@ trial / episode key, so actors that ignore them leave every other random stream 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -256,3 +257,13 @@ class StepFnActor(ActorBase):
     def act(self, params, carry, inputs: StepInputs, key):
         carry, action, log_prob = self.step_fn(params, carry, inputs, key)
         return carry, action, log_prob, {}
+
+
+@contextlib.contextmanager
+def debug_nonfinite():
+    """Opt-in debug mode: inside this context any jitted computation (a rollout, a meta-iteration)
+    that produces a NaN or an inf raises ``FloatingPointError`` naming the first operation that made
+    it (JAX's ``debug_nans`` / ``debug_infs``: the offending call is re-run op by op). Slow; for
+    finding where a non-finite value first appears. ``--debug-nonfinite`` turns it on for a run."""
+    with jax.debug_nans(True), jax.debug_infs(True):
+        yield

@@ -16,6 +16,7 @@ device mesh is :func:`build` (the algorithm's ``task_sharding``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -47,6 +48,7 @@ from jmeta.logging import (
     read_metrics,
     truncate_metrics,
 )
+from jmeta.rollout import debug_nonfinite
 from jmeta.spaces import Box
 from jmeta.tasks import TaskDistribution, evaluation_bank
 
@@ -272,7 +274,8 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
         check_resume_compatible(load_run_config(run_dir), config)
     else:
         run_dir = _new_run_dir(config)
-    with _RunLock(run_dir), LibraryLogFile(os.path.join(run_dir, "errors.log")):
+    debug = debug_nonfinite() if config.debug_nonfinite else contextlib.nullcontext()
+    with _RunLock(run_dir), LibraryLogFile(os.path.join(run_dir, "errors.log")), debug:
         return _train_locked(config, algo, dist, identity, run_dir, stop_after)
 
 

@@ -56,6 +56,7 @@ from jmeta.envs.pixel.maze import (
     cell_centre,
     split_observation_2d,
 )
+from jmeta.envs.wrappers import unwrap
 from jmeta.rollout import ActorBase, rollout_episode
 from jmeta.types import StepInputs
 
@@ -188,6 +189,7 @@ def reveal_reader(env: MazeBase) -> Callable[[jax.Array, MazeState, MazeTask], j
     from within reveal distance (state-based gating: elsewhere the centre may show the coloured
     boxes themselves); the colour itself comes from the pixels.
     """
+    env = unwrap(env)  # the validated env from jmeta.make wraps the maze class
     if isinstance(env, Maze2D):
         shape = env.grid_shape
         return lambda obs, state, task: read_reveal_2d(obs, shape)

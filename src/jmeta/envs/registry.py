@@ -8,10 +8,16 @@ at module level); importing :mod:`jmeta.envs` imports the family subpackages (``
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
+import jax
+
 from jmeta.envs.base import MetaEnv
+from jmeta.envs.wrappers import ValidatedEnv
 from jmeta.errors import ConfigError, unknown_name
 from jmeta.tasks import TaskDistribution
 
@@ -86,8 +92,44 @@ def make(name: str, variant: str = "default", **overrides: Any) -> tuple[MetaEnv
             f"unknown option(s) {', '.join(unknown)} for environment {name!r}; valid options are: "
             + ", ".join(sorted(fields))
         )
+    hints = typing.get_type_hints(type(params))
+    for field, value in overrides.items():
+        _check_override(name, field, value, hints.get(field))
     params = dataclasses.replace(params, **overrides)
-    horizon = getattr(params, "horizon", 1)
-    if horizon < 1:
-        raise ConfigError(f"{name}.horizon must be >= 1, got {horizon}")
-    return entry.build(params, variant)
+    for field in ("horizon", "episodes_per_trial"):
+        value = getattr(params, field, 1)
+        if value < 1:
+            raise ConfigError(f"{name}.{field} must be >= 1, got {value}")
+    env, dist = entry.build(params, variant)
+    template = jax.eval_shape(dist.sample, jax.random.key(0))
+    return ValidatedEnv(env, template), dist
+
+
+def _conforms(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` fits a params field annotation (bool, int, float, str, Literal, unions, tuples)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is None or annotation is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if origin is tuple or annotation is tuple:
+        return isinstance(value, tuple | list)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    return True  # other annotations are checked by the env itself
+
+
+def _check_override(env: str, field: str, value: Any, annotation: Any) -> None:
+    if annotation is not None and not _conforms(value, annotation):
+        expected = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        if annotation is float:
+            expected = "a finite float"
+        raise ConfigError(f"{env}.{field} must be {expected}, got {value!r}")

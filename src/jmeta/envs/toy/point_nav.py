@@ -27,6 +27,7 @@ from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.envs.registry import EnvEntry, register
+from jmeta.errors import ConfigError
 from jmeta.spaces import Box
 from jmeta.tasks import TaskDistributionBase
 
@@ -59,6 +60,21 @@ class PointNavParams:
     sparse: bool = False
     goal_radius: float = 0.2  # sparse: reward only within this distance
     goal_set: str = "box"  # "box": U[low, high]^2 ; "semicircle": unit upper semicircle
+
+
+GOAL_SETS = ("box", "semicircle")
+
+
+def _check(params: PointNavParams) -> None:
+    if not params.max_step > 0:
+        raise ConfigError(f"point_nav.max_step must be > 0, got {params.max_step}")
+    if not params.goal_low < params.goal_high:
+        raise ConfigError(f"point_nav.goal_low must be < goal_high, got {params.goal_low} and {params.goal_high}")
+    if params.goal_set not in GOAL_SETS:
+        raise ConfigError(f"point_nav.goal_set must be one of {', '.join(GOAL_SETS)}, got {params.goal_set!r}")
+    if not params.goal_tolerance >= 0 or not params.goal_radius > 0:
+        raise ConfigError("point_nav.goal_tolerance must be >= 0 and goal_radius > 0, got "
+                          f"{params.goal_tolerance} and {params.goal_radius}")
 
 
 VARIANTS: dict[str, PointNavParams] = {
@@ -94,6 +110,7 @@ class PointNav:
     VERSION = "1"
 
     def __init__(self, params: PointNavParams, variant: str = "default"):
+        _check(params)
         self.params = params
         self.spec = EnvSpec.from_params(
             "point_nav", variant, params,
