@@ -146,13 +146,27 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
 
     def init(self, key: jax.Array) -> GradientState:
         params = self.policy.init(key, self.env.spec.observation_space.shape)
-        opt_state = self.optimizer.init(params) if self.config.outer == "ppo" else ()
-        return GradientState(
-            params=params,
-            opt_state=opt_state,
-            inner_lr=jnp.asarray(self.config.inner_lr, jnp.float32),
-            iteration=jnp.zeros((), jnp.int32),
-        )
+        state = GradientState(params=params, opt_state=(), inner_lr=self.initial_inner_lr(params),
+                              iteration=jnp.zeros((), jnp.int32))
+        if self.config.outer == "ppo":
+            state = state.replace(opt_state=self.optimizer.init(self.meta_params(state)))
+        return state
+
+    def initial_inner_lr(self, params: Params) -> jax.Array | Params:
+        """The inner step size in the state: a float32 scalar (Meta-SGD: a pytree like ``params``)."""
+        return jnp.asarray(self.config.inner_lr, jnp.float32)
+
+    # ------------------------------------------------------------------ meta-parameters
+    # What the outer step optimises: the policy params (MAML), or the params and the per-parameter
+    # inner step sizes (Meta-SGD). ``unpack`` turns meta-parameters into ``(params, inner_lr)``.
+    def meta_params(self, state: GradientState) -> Any:
+        return state.params
+
+    def unpack(self, meta: Any, state: GradientState) -> tuple[Params, Any]:
+        return meta, state.inner_lr
+
+    def with_meta_params(self, state: GradientState, meta: Any) -> GradientState:
+        return state.replace(params=meta)
 
     def env_steps_per_iteration(self) -> int:
         c = self.config
@@ -238,40 +252,53 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         kl = old_dist.kl(self.post_dists(params, inner_lr, batches, post))
         return surrogates.masked_mean(kl, post.traj.mask)
 
-    def outer_update(self, state: GradientState, batches: PGBatch, post: PGBatch) -> tuple[Params, Any, Metrics]:
-        """The outer step from ``state.params``: ``(new_params, new_opt_state, metrics)``."""
+    def outer_update(self, state: GradientState, batches: PGBatch, post: PGBatch) -> tuple[Any, Any, Metrics]:
+        """The outer step on the meta-parameters (:meth:`meta_params`): ``(new_meta, new_opt_state, metrics)``."""
         c = self.config
-        lr = state.inner_lr
-        old_dist = jax.lax.stop_gradient(self.post_dists(state.params, lr, batches, post))
+        meta = self.meta_params(state)
+
+        def loss(m):
+            return self.outer_loss(*self.unpack(m, state), batches, post)
+
+        def dists(m):
+            return self.post_dists(*self.unpack(m, state), batches, post)
+
+        def kl(m, old):
+            params, lr = self.unpack(m, state)
+            return self.post_kl(params, old, lr, batches, post)
+
+        old_dist = jax.lax.stop_gradient(dists(meta))
         if c.outer == "trpo":
-            new_params, info = trpo_step(
-                lambda p: self.outer_loss(p, lr, batches, post),
-                lambda p: self.post_kl(p, old_dist, lr, batches, post),
-                state.params,
+            new_meta, info = trpo_step(
+                loss,
+                lambda m: kl(m, old_dist),
+                meta,
                 max_kl=c.max_kl,
                 cg_iters=c.cg_iters,
                 cg_damping=c.cg_damping,
                 backtrack_ratio=c.backtrack_ratio,
                 max_backtracks=c.max_backtracks,
-                fisher_vector_fn=gauss_newton_fvp(lambda p: self.post_dists(p, lr, batches, post), state.params,
-                                                  post.traj.mask),
+                fisher_vector_fn=gauss_newton_fvp(dists, meta, post.traj.mask),
             )
-            return new_params, state.opt_state, {
+            return new_meta, state.opt_state, {
                 "train/outer_loss": info.loss_after,
                 "train/outer_loss_before": info.loss_before,
                 "train/kl": info.kl_after,
                 "train/step_fraction": info.step_fraction,
                 "train/grad_norm": info.grad_norm,
             }
-        loss_before = self.ppo_loss(state.params, lr, batches, post)
-        new_params, opt_state, infos = ppo.update_epochs(
-            lambda p, data: (self.ppo_loss(p, lr, *data), {}), self.optimizer, state.params, state.opt_state,
-            (batches, post), c.ppo_epochs,
+
+        def ppo_loss(m):
+            return self.ppo_loss(*self.unpack(m, state), batches, post)
+
+        loss_before = ppo_loss(meta)
+        new_meta, opt_state, infos = ppo.update_epochs(
+            lambda m, _: (ppo_loss(m), {}), self.optimizer, meta, state.opt_state, (), c.ppo_epochs,
         )
-        return new_params, opt_state, {
-            "train/outer_loss": self.ppo_loss(new_params, lr, batches, post),
+        return new_meta, opt_state, {
+            "train/outer_loss": ppo_loss(new_meta),
             "train/outer_loss_before": loss_before,
-            "train/kl": self.post_kl(new_params, old_dist, lr, batches, post),
+            "train/kl": kl(new_meta, old_dist),
             "train/grad_norm": infos["grad_norm"][0],
         }
 
@@ -284,7 +311,7 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         batches, post, step_returns = jax.vmap(
             lambda t, k: self.collect_task(state.params, state.inner_lr, t, k, c.num_inner_steps, c.episodes_per_task)
         )(tasks, task_keys)
-        new_params, opt_state, extra = self.outer_update(state, batches, post)
+        new_meta, opt_state, extra = self.outer_update(state, batches, post)
 
         mean_returns = step_returns.mean(axis=0)  # [K + 1]
         metrics = {
@@ -293,12 +320,12 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
             "train/entropy": surrogates.masked_mean(
                 self.policy.dist(state.params, batches.traj.obs[:, 0]).entropy(), batches.traj.mask[:, 0]
             ),
-            "train/inner_lr": state.inner_lr,
+            "train/inner_lr": _mean_leaf(state.inner_lr),
             **extra,
         }
         for k in range(1, c.num_inner_steps):
             metrics[f"train/return_step{k}"] = mean_returns[k]
-        new_state = state.replace(params=new_params, opt_state=opt_state, iteration=state.iteration + 1)
+        new_state = self.with_meta_params(state, new_meta).replace(opt_state=opt_state, iteration=state.iteration + 1)
         return new_state, metrics
 
     # ------------------------------------------------------------------ meta-test
@@ -318,3 +345,11 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
             return rets
 
         return EvalOut(returns=jax.vmap(per_task)(tasks, keys), axis="step")
+
+
+def _mean_leaf(tree: Any) -> jax.Array:
+    """The mean over every entry of a pytree (a scalar stays itself)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    if len(leaves) == 1 and jnp.ndim(leaves[0]) == 0:
+        return leaves[0]
+    return jnp.concatenate([jnp.ravel(x) for x in leaves]).mean()
