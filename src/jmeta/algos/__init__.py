@@ -13,7 +13,10 @@ from jmeta.algos.base import AXIS_LABELS, EvalOut, MetaLearner, Preset
 from jmeta.errors import unknown_name
 
 _REGISTRY: dict[str, str] = {
+    "fomaml": "jmeta.algos.fomaml:FOMAML",
     "maml": "jmeta.algos.maml:MAML",
+    "metasgd": "jmeta.algos.metasgd:MetaSGD",
+    "reptile": "jmeta.algos.reptile:Reptile",
     "rl2": "jmeta.algos.rl2:RL2",
 }
 
