@@ -13,9 +13,11 @@ from jmeta.algos.base import AXIS_LABELS, EvalOut, MetaLearner, Preset
 from jmeta.errors import unknown_name
 
 _REGISTRY: dict[str, str] = {
+    "emaml": "jmeta.algos.emaml:EMAML",
     "fomaml": "jmeta.algos.fomaml:FOMAML",
     "maml": "jmeta.algos.maml:MAML",
     "metasgd": "jmeta.algos.metasgd:MetaSGD",
+    "promp": "jmeta.algos.promp:ProMP",
     "reptile": "jmeta.algos.reptile:Reptile",
     "rl2": "jmeta.algos.rl2:RL2",
 }
