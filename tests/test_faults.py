@@ -88,6 +88,9 @@ CORRUPTIONS = {
 }
 
 
+# With the manifests deleted, orbax leaves an asyncio callback that fires after its event loop closed
+# ("Event loop is closed", ignored by Python); the run itself is unaffected and the CLI prints nothing.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("damage", sorted(CORRUPTIONS))
 def test_corrupt_latest_checkpoint_falls_back_and_resumes_exactly(runs, tmp_path, capsys, damage):
     run_dir = _copy(runs, tmp_path)
