@@ -21,19 +21,36 @@ def main() -> None:
         hw = data["hardware"]
         gpu = hw.get("gpus", [None])[0]
         device = gpu.split(": ", 1)[-1].split(" (UUID")[0] if gpu else f"{hw.get('cpu_model', hw['processor'])} ({hw['cpu_count']} cores)"
-        c = data["config"]
-        if data["algo"] == "rl2":
-            variant = data.get("env_variant", "default")
-            env = data["env"] + ("" if variant == "default" else f" ({variant})")
-            config = (f"rl2 {env}, GRU {c['hidden_size']}, {c['trials_per_task']} trial/task, "
-                      f"PPO {c['ppo_epochs']}x{c['num_minibatches']}, jax {data['versions']['jax']}")
-        else:
-            config = (f"{data['algo']} {data['env']}, {c['episodes_per_task']} ep/task, {c['num_inner_steps']} inner, "
-                      f"{c['outer']}{', first-order' if c['first_order'] else ''}, jax {data['versions']['jax']}")
+        config = f"{data['algo']} {_env_label(data)}, {_config_label(data['config'])}, jax {data['versions']['jax']}"
         for r in data["results"]:
             print(f"| {os.path.basename(path)} | {device} | {config} | {r['meta_batch_size']} | "
                   f"{r['env_steps_per_iteration']:,} | {r['compile_s']:.1f} | {r['seconds_per_iteration']:.2f} | "
                   f"{r['env_steps_per_s']:,.0f} | {_share(r)} |")
+
+
+def _env_label(data: dict) -> str:
+    variant = data.get("env_variant", "default")
+    return data["env"] + ("" if variant == "default" else f" ({variant})")
+
+
+def _config_label(c: dict) -> str:
+    """The settings that size a meta-iteration, from whichever fields the algorithm's config has."""
+    parts = []
+    if "episodes_per_task" in c:
+        parts += [f"{c['episodes_per_task']} ep/task", f"{c['num_inner_steps']} inner"]
+    if "hidden_size" in c:
+        parts.append(f"GRU {c['hidden_size']}")
+    if "trials_per_task" in c:
+        parts.append(f"{c['trials_per_task']} trial/task")
+    if "num_minibatches" in c:
+        parts.append(f"PPO {c['ppo_epochs']}x{c['num_minibatches']}")
+    elif "outer" in c and "outer_optimizer" not in c:
+        parts.append(c["outer"] + (f" {c['ppo_epochs']} epochs" if c["outer"] == "ppo" else ""))
+    if c.get("first_order"):
+        parts.append("first-order")
+    if "outer_optimizer" in c:
+        parts.append(f"{c['outer_optimizer']} outer step")
+    return ", ".join(parts)
 
 
 def env_throughput() -> None:
