@@ -123,3 +123,21 @@ def test_emaml_exploration_term_rewards_pre_update_actions_that_paid_off():
     diff = algo.outer_loss(state.params, state.inner_lr, batches, post) - \
         maml_like.outer_loss(state.params, state.inner_lr, batches, post)
     np.testing.assert_allclose(float(diff), float(term), rtol=1e-5)
+
+
+def test_cavia_adapts_only_the_context():
+    algo = _algo("cavia", num_context_params=3)
+    state = algo.init(jax.random.key(0))
+    batches, post, _ = _collect(algo, state)
+    theta, phi = jax.vmap(algo.adapt, in_axes=(None, None, 0))(state.params, state.inner_lr, batches)
+    assert phi.shape == (algo.meta_batch_size, 3) and np.any(np.asarray(phi) != 0)
+    for a, b in zip(jax.tree_util.tree_leaves(theta), jax.tree_util.tree_leaves(state.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b))  # weights untouched by the inner loop
+    # The pre-adaptation policy is the network with a zero context.
+    obs = post.traj.obs[0]
+    zero = (state.params, jnp.zeros(3))
+    np.testing.assert_allclose(np.asarray(algo.policy.log_prob(state.params, obs, post.traj.action[0])),
+                               np.asarray(algo.policy.log_prob(zero, obs, post.traj.action[0])), rtol=1e-6)
+    # The meta-gradient reaches the weights through the context's adaptation (second order).
+    grad, _ = ravel_pytree(jax.grad(algo.outer_loss)(state.params, state.inner_lr, batches, post))
+    assert np.all(np.isfinite(np.asarray(grad))) and np.linalg.norm(np.asarray(grad)) > 0

@@ -13,6 +13,7 @@ from jmeta.algos.base import AXIS_LABELS, EvalOut, MetaLearner, Preset
 from jmeta.errors import unknown_name
 
 _REGISTRY: dict[str, str] = {
+    "cavia": "jmeta.algos.cavia:CAVIA",
     "emaml": "jmeta.algos.emaml:EMAML",
     "fomaml": "jmeta.algos.fomaml:FOMAML",
     "maml": "jmeta.algos.maml:MAML",

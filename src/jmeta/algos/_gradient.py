@@ -203,18 +203,32 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         def step(p, k):
             traj = rollout_episodes(self.env, sample, p, task, k, num_episodes, next_obs=False)
             batch = self.pg_batch(traj)
-            p_next = adaptation.inner_step(self.inner_loss, p, batch, inner_lr, first_order=True)
+            p_next = self.inner_update(p, batch, inner_lr, first_order=True)
             return jax.lax.stop_gradient(p_next), (batch, traj.episode_return().mean())
 
-        adapted, (batches, step_returns) = jax.lax.scan(step, jax.lax.stop_gradient(params), keys[:-1])
+        start = jax.lax.stop_gradient(self.adaptation_start(params))
+        adapted, (batches, step_returns) = jax.lax.scan(step, start, keys[:-1])
         post_traj = rollout_episodes(self.env, sample, adapted, task, keys[-1], num_episodes, next_obs=False)
         post = self.pg_batch(post_traj)
         all_returns = jnp.concatenate([step_returns, post_traj.episode_return().mean()[None]])
         return batches, post, all_returns
 
-    def adapt(self, params: Params, inner_lr: jax.Array, batches: PGBatch) -> Params:
+    def adaptation_start(self, params: Params) -> Any:
+        """What the inner loop adapts, at the start of a task: the params (CAVIA: params and a zero context)."""
+        return params
+
+    def inner_update(self, adapted: Any, batch: PGBatch, inner_lr: Any, first_order: bool) -> Any:
+        """One inner step (MAML: ``theta - lr * grad``; CAVIA steps only its context)."""
+        return adaptation.inner_step(self.inner_loss, adapted, batch, inner_lr, first_order)
+
+    def adapt(self, params: Params, inner_lr: jax.Array, batches: PGBatch) -> Any:
         """Re-applies the inner steps on stored batches (differentiable w.r.t. ``params``)."""
-        return adaptation.adapt(self.inner_loss, params, batches, inner_lr, self.config.first_order)
+        first_order = self.config.first_order
+
+        def body(p, batch):
+            return self.inner_update(p, batch, inner_lr, first_order), None
+
+        return jax.lax.scan(body, self.adaptation_start(params), batches)[0]
 
     # ------------------------------------------------------------------ outer objective
     def _post_log_probs(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
