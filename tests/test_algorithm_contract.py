@@ -4,8 +4,8 @@ Registering an algorithm (one line in ``jmeta.algos._REGISTRY``) puts it under t
 its class declares the protocol's class attributes; ``init`` agrees with ``jax.eval_shape``;
 ``meta_step`` compiles once and stays compiled across states and keys; its metrics are finite
 scalars named ``train/...`` and include the headline metrics; ``evaluate`` returns an
-``EvalOut`` [N, K + 1] on its declared axis; a run checkpoints, restores and resumes to exactly
-the metrics and parameters of an uninterrupted run (2 + 2 iterations equal 4).
+``EvalOut`` [N, K + 1] on its declared axis; a run (on the continuous env) checkpoints, restores and
+resumes to exactly the metrics and parameters of an uninterrupted run (2 + 2 iterations equal 4).
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ def test_algorithm_contract(algo, kind, tmp_path):
     assert out.returns.ndim == 2 and out.returns.shape[0] == 3 and out.returns.shape[1] >= 1
     assert np.all(np.isfinite(np.asarray(out.returns)))
 
+    assert TrainConfig.from_dict(config.to_dict()) == config  # config.json round-trips through the registry
+    if kind != "continuous":
+        return  # the trainer-level checks below are the same for every env: one env keeps the suite's budget
+
     # Checkpoint round trip and resume equality: 2 + 2 iterations equal 4.
     full = train(_config(algo, env_name, str(tmp_path), run_name="full"))
     part = train(_config(algo, env_name, str(tmp_path), run_name="part"), stop_after=2)
@@ -113,8 +117,6 @@ def test_algorithm_contract(algo, kind, tmp_path):
     assert records(full, "eval") == records(resumed, "eval")
     for x, y in zip(jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(resumed.state), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    # config.json round-trips through the registry.
-    assert TrainConfig.from_dict(config.to_dict()) == config
 
 
 def test_task_sharding_is_the_one_place_a_mesh_enters():
