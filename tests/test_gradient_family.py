@@ -76,7 +76,7 @@ def test_reptile_moves_the_initialisation_to_the_mean_adapted_params():
     state = algo.init(jax.random.key(0))
     batches, post, _ = _collect(algo, state, jax.random.key(5))
     new_params, _, _ = algo.outer_update(state, batches, post)
-    adapted = jax.vmap(lambda b: algo._adapt_first_order(state.params, state.inner_lr, b))(batches)
+    adapted = jax.vmap(lambda b: algo.adapt(state.params, state.inner_lr, b, first_order=True))(batches)
     want = jax.tree_util.tree_map(lambda x: x.mean(axis=0), adapted)  # epsilon = 1: the mean itself
     for a, b in zip(jax.tree_util.tree_leaves(new_params), jax.tree_util.tree_leaves(want), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -221,9 +221,10 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         """One inner step (MAML: ``theta - lr * grad``; CAVIA steps only its context)."""
         return adaptation.inner_step(self.inner_loss, adapted, batch, inner_lr, first_order)
 
-    def adapt(self, params: Params, inner_lr: jax.Array, batches: PGBatch) -> Any:
-        """Re-applies the inner steps on stored batches (differentiable w.r.t. ``params``)."""
-        first_order = self.config.first_order
+    def adapt(self, params: Params, inner_lr: jax.Array, batches: PGBatch, first_order: bool | None = None) -> Any:
+        """Re-applies the inner steps on stored batches (differentiable w.r.t. ``params``; first order
+        when ``first_order`` or, if it is None, the config says so)."""
+        first_order = self.config.first_order if first_order is None else first_order
 
         def body(p, batch):
             return self.inner_update(p, batch, inner_lr, first_order), None

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner
 from jmeta.algos.base import Preset
-from jmeta.networks.policies import MLPPolicy, policy_for
+from jmeta.networks.policies import DistPolicy, MLPPolicy, policy_for
 from jmeta.rl.pg import PGBatch
 from jmeta.types import Params
 from jmeta.validation import check
@@ -54,7 +54,7 @@ PRESETS: dict[str, Preset] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class ContextPolicy:
+class ContextPolicy(DistPolicy):
     """An MLP policy over ``concat(obs, phi)``. Its params are either the weights ``theta`` (the context
     is then zero: the pre-adaptation policy) or a pair ``(theta, phi)``; ``phi`` is float32[C]."""
 
@@ -76,14 +76,6 @@ class ContextPolicy:
     def dist(self, params: Any, obs: jax.Array):
         theta, phi = self._split(params)
         return self.base.dist(theta, self._inputs(obs, phi))
-
-    def sample(self, params: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        d = self.dist(params, obs)
-        action = d.sample(key)
-        return action, d.log_prob(action)
-
-    def log_prob(self, params: Any, obs: jax.Array, action: jax.Array) -> jax.Array:
-        return self.dist(params, obs).log_prob(action)
 
 
 @dataclasses.dataclass(frozen=True)

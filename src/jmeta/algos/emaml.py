@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner
 from jmeta.algos.base import Preset
-from jmeta.algos.maml import PRESETS as MAML_PRESETS
+from jmeta.algos.maml import same_budget_as_maml
 from jmeta.rl import surrogates
 from jmeta.rl.pg import PGBatch
 from jmeta.types import Params
@@ -46,12 +46,9 @@ class EMAMLConfig(GradientConfig):
 
 TINY = EMAMLConfig(episodes_per_task=3, hidden_sizes=(16,), eval_adapt_steps=1, eval_episodes_per_task=2, cg_iters=3)
 
-PRESETS: dict[str, Preset] = {
-    env: dataclasses.replace(preset, source=f"MAML's preset for {env} (same budget); the exploration term and the "
-                                            f"log-likelihood inner objective of ProMP's run_scripts/e-maml_run_mujoco.py; "
-                                            f"{preset.source}")
-    for env, preset in MAML_PRESETS.items()
-}
+PRESETS: dict[str, Preset] = same_budget_as_maml(
+    "same budget; the exploration term and the log-likelihood inner objective of ProMP's "
+    "run_scripts/e-maml_run_mujoco.py")
 
 
 def standardized_rewards(rewards: jax.Array, mask: jax.Array) -> jax.Array:

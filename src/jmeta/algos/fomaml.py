@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner
 from jmeta.algos.base import Preset
-from jmeta.algos.maml import PRESETS as MAML_PRESETS
+from jmeta.algos.maml import same_budget_as_maml
 from jmeta.validation import check
 
 
@@ -35,10 +35,7 @@ class FOMAMLConfig(GradientConfig):
 TINY = FOMAMLConfig(episodes_per_task=3, hidden_sizes=(16,), eval_adapt_steps=1, eval_episodes_per_task=2, cg_iters=3)
 
 #: The same budgets as MAML's presets, so the two are compared at equal cost.
-PRESETS: dict[str, Preset] = {
-    env: dataclasses.replace(preset, source=f"MAML's preset for {env} (same budget); {preset.source}")
-    for env, preset in MAML_PRESETS.items()
-}
+PRESETS: dict[str, Preset] = same_budget_as_maml("same budget")
 
 
 @dataclasses.dataclass(frozen=True)

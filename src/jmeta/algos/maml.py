@@ -46,6 +46,15 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def same_budget_as_maml(note: str, **algo_overrides) -> dict[str, Preset]:
+    """MAML's presets (same run budgets) for a family member, with ``note`` prefixed to each source."""
+    return {
+        env: dataclasses.replace(preset, algo={**preset.algo, **algo_overrides},
+                                 source=f"MAML's preset for {env} ({note}); {preset.source}")
+        for env, preset in PRESETS.items()
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class MAML(GradientMetaLearner):
     """MAML meta-learner: the gradient-based skeleton with MAML's defaults."""

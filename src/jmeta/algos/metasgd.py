@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner, GradientState
 from jmeta.algos.base import Preset
-from jmeta.algos.maml import PRESETS as MAML_PRESETS
+from jmeta.algos.maml import same_budget_as_maml
 from jmeta.types import Params
 
 
@@ -32,10 +32,7 @@ class MetaSGDConfig(GradientConfig):
 
 TINY = MetaSGDConfig(episodes_per_task=3, hidden_sizes=(16,), eval_adapt_steps=1, eval_episodes_per_task=2, cg_iters=3)
 
-PRESETS: dict[str, Preset] = {
-    env: dataclasses.replace(preset, source=f"MAML's preset for {env} (same budget); {preset.source}")
-    for env, preset in MAML_PRESETS.items()
-}
+PRESETS: dict[str, Preset] = same_budget_as_maml("same budget")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jmeta import adaptation
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner, GradientState
 from jmeta.algos.base import Preset
 from jmeta.rl import ppo, surrogates
@@ -117,9 +116,9 @@ class ProMP(GradientMetaLearner):
         functions of ``params`` (through the inner steps)."""
 
         def body(p, batch):
-            return adaptation.inner_step(self.inner_loss, p, batch, inner_lr, self.config.first_order), p
+            return self.inner_update(p, batch, inner_lr, self.config.first_order), p
 
-        return jax.lax.scan(body, params, batches)[1]
+        return jax.lax.scan(body, self.adaptation_start(params), batches)[1]
 
     def _inner_dists(self, params: Params, inner_lr: jax.Array, batches: PGBatch) -> Any:
         """One task's action distributions at each inner step on that step's samples: [K, E, T]."""

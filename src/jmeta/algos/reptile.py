@@ -26,10 +26,9 @@ from typing import Any, ClassVar, Literal
 import jax
 import optax
 
-from jmeta import adaptation
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner, GradientState
 from jmeta.algos.base import Preset
-from jmeta.algos.maml import PRESETS as MAML_PRESETS
+from jmeta.algos.maml import same_budget_as_maml
 from jmeta.rl.pg import PGBatch
 from jmeta.rl.surrogates import global_norm
 from jmeta.types import Metrics, Params
@@ -57,12 +56,8 @@ class ReptileConfig(GradientConfig):
 TINY = ReptileConfig(episodes_per_task=3, hidden_sizes=(16,), num_inner_steps=2, eval_adapt_steps=1,
                      eval_episodes_per_task=2)
 
-PRESETS: dict[str, Preset] = {
-    env: dataclasses.replace(preset, algo={**preset.algo, "num_inner_steps": 3},
-                             source=f"MAML's preset for {env} with 3 inner steps (no RL reference for Reptile); "
-                                    f"{preset.source}")
-    for env, preset in MAML_PRESETS.items()
-}
+PRESETS: dict[str, Preset] = same_budget_as_maml(
+    "same budget, 3 inner steps; no RL reference for Reptile", num_inner_steps=3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +81,10 @@ class Reptile(GradientMetaLearner):
     def outer_update(self, state: GradientState, batches: PGBatch, post: PGBatch) -> tuple[Params, Any, Metrics]:
         """``theta <- theta + eps * mean_i(theta'_i - theta)`` through optax (no meta-gradient)."""
         adapted = jax.vmap(lambda b: jax.lax.stop_gradient(
-            self._adapt_first_order(state.params, state.inner_lr, b)))(batches)
+            self.adapt(state.params, state.inner_lr, b, first_order=True)))(batches)
         mean_adapted = jax.tree_util.tree_map(lambda x: x.mean(axis=0), adapted)
         pseudo_grad = jax.tree_util.tree_map(lambda a, p: p - a, mean_adapted, state.params)
         updates, opt_state = self.optimizer.update(pseudo_grad, state.opt_state, state.params)
         new_params = optax.apply_updates(state.params, updates)
         return new_params, opt_state, {"train/outer_step_norm": global_norm(updates),
                                        "train/grad_norm": global_norm(pseudo_grad)}
-
-    def _adapt_first_order(self, params: Params, inner_lr: jax.Array, batches: PGBatch) -> Params:
-        return adaptation.adapt(self.inner_loss, params, batches, inner_lr, first_order=True)

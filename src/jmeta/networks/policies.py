@@ -64,8 +64,26 @@ class _CategoricalHead(nn.Module):
         return MLP(self.hidden_sizes, self.num_actions, self.activation, out_scale=0.01, name="mlp")(obs)
 
 
+class DistPolicy:
+    """``sample`` / ``log_prob`` / ``deterministic`` for any policy that defines ``dist(params, obs)``."""
+
+    def sample(self, params: Params, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Returns ``(action, log_prob)``; matches :data:`jmeta.rollout.PolicyFn`."""
+        d = self.dist(params, obs)
+        action = d.sample(key)
+        return action, d.log_prob(action)
+
+    def log_prob(self, params: Params, obs: jax.Array, action: jax.Array) -> jax.Array:
+        return self.dist(params, obs).log_prob(action)
+
+    def deterministic(self, params: Params, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        d = self.dist(params, obs)
+        action = d.mode()
+        return action, d.log_prob(action)
+
+
 @dataclasses.dataclass(frozen=True)
-class MLPPolicy:
+class MLPPolicy(DistPolicy):
     """MLP policy with a ``head``: "gaussian" | "categorical" | "tanh_gaussian".
 
     ``action_dim``: number of actions (categorical) or the action dimension (Gaussian heads).
@@ -118,20 +136,6 @@ class MLPPolicy:
         if self.head == "tanh_gaussian":
             return TanhGaussian(mean, jnp.clip(log_std, self.log_std_min, self.log_std_max))
         return DiagGaussian(mean, log_std)
-
-    def sample(self, params: Params, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Returns ``(action, log_prob)``; matches :data:`jmeta.rollout.PolicyFn`."""
-        d = self.dist(params, obs)
-        action = d.sample(key)
-        return action, d.log_prob(action)
-
-    def log_prob(self, params: Params, obs: jax.Array, action: jax.Array) -> jax.Array:
-        return self.dist(params, obs).log_prob(action)
-
-    def deterministic(self, params: Params, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        d = self.dist(params, obs)
-        action = d.mode()
-        return action, d.log_prob(action)
 
 
 def policy_for(action_space: Space, hidden_sizes: tuple[int, ...] = (100, 100), activation: str = "relu",
