@@ -44,7 +44,7 @@ def test_help_documents_every_field():
     [
         (["--maml.inner-lr", "-1"], "error: maml.inner_lr: must be > 0, got -1.0"),
         (["--env", "nope"], f"error: env: must be one of {jmeta.list_envs()}, got 'nope'"),
-        (["--env-variant", "dense"], "error: env_variant: must be one of ['default', 'sparse'] for point_nav, got 'dense'"),
+        (["--env-variant", "dense"], "error: env_variant: must be one of ['default', 'semicircle', 'sparse'] for point_nav, got 'dense'"),
         (["--meta-batch-size", "0"], "error: meta_batch_size: must be >= 1, got 0"),
         (["--maml.inner-lr", "inf"], "error: maml.inner_lr: must be finite, got inf"),
         (["--action-scale", "nan"], "error: action_scale: must be finite, got nan"),
@@ -57,6 +57,9 @@ def test_help_documents_every_field():
         (["--seed", "-1"], "error: seed: must be in [0, 2**32 - 1] (JAX keys hold 32 bits), got -1"),
         (["--meta-iters", "99999999999"], "error: meta_iters: must be an integer in [-2147483648, 2147483647], got 99999999999"),
         (["--resume", "/nonexistent/run"], "error: /nonexistent/run is not a jmeta run directory (no config.json)"),
+        (["--eval-env-set", "sparse"], "error: eval_env_set: 'sparse' must look like FIELD=VALUE"),
+        (["--env-set", "goal_radius=-inf"],
+         "error: env_set: point_nav.goal_radius cannot be set from '-inf' (type float)"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message):

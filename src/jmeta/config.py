@@ -37,6 +37,12 @@ class RunConfig:
     env_physics: Literal["auto", "mjx", "mujoco"] = "auto"
     """Physics path of MuJoCo envs: "mujoco" (C engine via a host callback, fastest on CPU), "mjx"
     (pure JAX, for accelerators) or "auto" (mujoco on CPU, mjx elsewhere). Only for MuJoCo envs."""
+    env_set: tuple[str, ...] = ()
+    """FIELD=VALUE overrides of the environment's params for training and meta-test, e.g.
+    `--env-set goal_radius=0.3` (valid fields: jmeta.envs.registry.variant_params(env, variant))."""
+    eval_env_set: tuple[str, ...] = ()
+    """FIELD=VALUE overrides applied on top of env_set for the meta-test only, e.g. MAESN's sparse
+    meta-test `--eval-env-set reward=sparse` (wheeled_nav) or `sparse=true` (point_nav)."""
     rescale_actions: bool = True
     """Agent acts in [-s, s]^d, mapped onto the env's action box and clipped (rllab's normalize)."""
     action_scale: float = 1.0
@@ -75,10 +81,22 @@ class RunConfig:
     run after its chunk and keeps the last good checkpoint."""
 
     def env_overrides(self) -> dict[str, Any]:
-        overrides: dict[str, Any] = {} if self.env_horizon is None else {"horizon": self.env_horizon}
+        """Keyword overrides of ``jmeta.make`` for the training env (``env_set``, then the dedicated
+        fields ``env_horizon`` and ``env_physics``, which win)."""
+        from jmeta.envs.registry import parse_overrides
+
+        overrides = parse_overrides(self.env, self.env_variant, self.env_set, "env_set")
+        if self.env_horizon is not None:
+            overrides["horizon"] = self.env_horizon
         if self.env_physics != "auto":
             overrides["physics"] = self.env_physics
         return overrides
+
+    def eval_env_overrides(self) -> dict[str, Any]:
+        """Overrides of the meta-test env: :meth:`env_overrides` plus ``eval_env_set``."""
+        from jmeta.envs.registry import parse_overrides
+
+        return {**self.env_overrides(), **parse_overrides(self.env, self.env_variant, self.eval_env_set, "eval_env_set")}
 
 
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
@@ -111,6 +129,7 @@ class TrainConfig(RunConfig):
         check(self.env in list_envs(), "env", f"must be one of {list_envs()}", self.env)
         variants = list_variants(self.env)
         check(self.env_variant in variants, "env_variant", f"must be one of {variants} for {self.env}", self.env_variant)
+        self.eval_env_overrides()  # parses env_set and eval_env_set (one-line errors naming the item)
         check(self.env_horizon is None or self.env_horizon >= 1, "env_horizon", "must be >= 1", self.env_horizon)
         if self.env_physics != "auto":
             from jmeta.envs.registry import variant_params
@@ -158,6 +177,7 @@ class TrainConfig(RunConfig):
         algo_config = None
         if section is not None and algo in list_algorithms():
             algo_config = config_from_dict(algorithm_class(algo).Config, section, algo)
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}  # JSON lists: env_set, ...
         return cls(**data, algo_config=algo_config)
 
 

@@ -97,13 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"num_tasks: must be >= 1, got {args.num_tasks}")
         from jmeta import plots
         from jmeta.evaluation import evaluate
-        from jmeta.tasks import evaluation_bank
-        from jmeta.trainer import restore_run
+        from jmeta.trainer import build_meta_test, restore_run
 
         config, dist, algo, state = restore_run(args.run, args.step)
         if overrides:
             algo = algo.with_eval_settings(**overrides)
-        bank = evaluation_bank(dist, args.num_tasks or config.eval_tasks)
+        algo, bank = build_meta_test(config, algo, dist, args.num_tasks)
         result = evaluate(algo, state, bank)
         step = int(state.iteration)
         print(f"{config.algo} on {config.env} ({config.env_variant}), iteration {step}, {result.num_tasks} held-out tasks")

@@ -50,6 +50,19 @@ def adaptation_curve(mean: np.ndarray, stderr: np.ndarray, axis_label: str, path
     return _save(plt, fig, ax, axis_label, "average return (held-out tasks)", title, path)
 
 
+def adaptation_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], axis_label: str, path: str, title: str,
+                      ylabel: str = "average return (held-out tasks)") -> str:
+    """Several methods on one axis: ``curves`` maps a label to ``(mean [K + 1], half-width [K + 1])``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, (label, (mean, err)) in enumerate(curves.items()):
+        ks = np.arange(len(mean)) + (i - (len(curves) - 1) / 2) * 0.03  # small offsets keep error bars apart
+        ax.errorbar(ks, mean, yerr=err, marker="o", capsize=3, label=label)
+    ax.set_xticks(np.arange(max(len(m) for m, _ in curves.values())))
+    ax.legend(fontsize=8)
+    return _save(plt, fig, ax, axis_label, ylabel, title, path)
+
+
 def _save(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: str) -> str:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

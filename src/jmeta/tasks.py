@@ -209,6 +209,27 @@ def evaluation_bank(dist: TaskDistribution, size: int = 40) -> TaskBank:
     return TaskBank.for_evaluation(dist, size)
 
 
+def training_task_set(dist: TaskDistribution, size: int, seed: int) -> TaskBank:
+    """The finite set of training tasks a per-task learner indexes (MAESN's latent table).
+
+    A definition with a fixed split (``dist.fixed_split``, e.g. MAESN's 100 training goals) gives
+    the set its ``sample`` draws from (``dist.params.split``, default "train"); a
+    :class:`BankDistribution` gives its bank; any other distribution gives ``size`` tasks drawn
+    once from ``jax.random.key(seed)`` (then ``dist.sample`` is not used in training). Concrete
+    arrays (built eagerly), so the set's size is static.
+    """
+    split = getattr(dist, "fixed_split", None)
+    if split is not None:
+        params = getattr(dist, "params", None)
+        return split.bank(getattr(params, "split", "train"))
+    if isinstance(dist, BankDistribution):
+        return dist.bank
+    if size < 1:
+        raise ConfigError(f"a training task set needs size >= 1, got {size}")
+    with jax.ensure_compile_time_eval():
+        return TaskBank.from_distribution(dist, jax.random.key(seed), size)
+
+
 def stack_tasks(tasks: list[Task]) -> Task:
     """Stacks a list of single tasks into one batched task pytree."""
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *tasks)

@@ -50,13 +50,13 @@ from jmeta.logging import (
 )
 from jmeta.rollout import debug_nonfinite
 from jmeta.spaces import Box
-from jmeta.tasks import TaskDistribution, evaluation_bank
+from jmeta.tasks import TaskBank, TaskDistribution, evaluation_bank
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 
 #: Config fields that define the compiled program and the state; they cannot change on resume.
-_FROZEN_ON_RESUME = ("algo", "env", "env_variant", "env_horizon", "rescale_actions", "action_scale", "seed", "meta_batch_size")
+_FROZEN_ON_RESUME = ("algo", "env", "env_variant", "env_set", "env_horizon", "rescale_actions", "action_scale", "seed", "meta_batch_size")
 
 
 @dataclasses.dataclass
@@ -76,12 +76,30 @@ def build(config: TrainConfig, task_sharding: Any = None) -> tuple[MetaEnv, Task
     ``task_sharding``: a sharding of the task axis over a device mesh (None: one device); every
     task batch the algorithm samples is constrained to it.
     """
-    env, dist = make(config.env, config.env_variant, **config.env_overrides())
-    if config.rescale_actions and isinstance(env.spec.action_space, Box):
-        env = RescaleActions(env, config.action_scale)
+    env, dist = _make_env(config, config.env_overrides())
     algo = make_algorithm(config.algo, env, dist, config.algo_config, config.meta_batch_size,
                           task_sharding=task_sharding)
     return env, dist, algo
+
+
+def _make_env(config: TrainConfig, overrides: dict[str, Any]) -> tuple[MetaEnv, TaskDistribution]:
+    env, dist = make(config.env, config.env_variant, **overrides)
+    if config.rescale_actions and isinstance(env.spec.action_space, Box):
+        env = RescaleActions(env, config.action_scale)
+    return env, dist
+
+
+def build_meta_test(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution,
+                    num_tasks: int | None = None) -> tuple[MetaLearner, TaskBank]:
+    """The learner that runs the meta-test and its held-out bank (``num_tasks``, default
+    ``config.eval_tasks``). Without ``eval_env_set`` these are ``algo`` and the training
+    distribution's evaluation bank; with it, ``algo`` on the meta-test env (e.g. the sparse reward)
+    and that env's distribution's bank."""
+    size = config.eval_tasks if num_tasks is None else num_tasks
+    if not config.eval_env_set:
+        return algo, evaluation_bank(dist, size)
+    env, eval_dist = _make_env(config, config.eval_env_overrides())
+    return dataclasses.replace(algo, env=env), evaluation_bank(eval_dist, size)
 
 
 def versions() -> dict[str, str]:
@@ -310,8 +328,7 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
     log = MetricsLog(metrics_path)
     tb = (TensorBoardLog(os.path.join(run_dir, "tensorboard"), purge_step=start + 1 if config.resume else None)
           if config.tensorboard else None)
-    bank = evaluation_bank(dist, config.eval_tasks)
-    evaluator = make_evaluator(algo, bank)
+    evaluator = make_evaluator(*build_meta_test(config, algo, dist))
     chunk_fn = _make_chunk_fn(algo)
     steps_per_iter = algo.env_steps_per_iteration()
     meta = {"config": config.to_dict(), "versions": versions(), **identity}

@@ -15,6 +15,7 @@ from jmeta.errors import unknown_name
 _REGISTRY: dict[str, str] = {
     "cavia": "jmeta.algos.cavia:CAVIA",
     "emaml": "jmeta.algos.emaml:EMAML",
+    "maesn": "jmeta.algos.maesn:MAESN",
     "fomaml": "jmeta.algos.fomaml:FOMAML",
     "maml": "jmeta.algos.maml:MAML",
     "metasgd": "jmeta.algos.metasgd:MetaSGD",

@@ -191,27 +191,42 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
             return -surrogates.vpg_objective(log_prob, batch.advantages, t.mask)
         return -surrogates.dice_objective(log_prob, t.reward, batch.baseline, t.mask, self.config.gamma)
 
+    @property
+    def actor(self) -> Any:
+        """What the rollouts run: the policy's ``sample`` (a feed-forward policy function; MAESN: an
+        actor that draws a latent at every episode start). Its params are what the inner loop adapts."""
+        return self.policy.sample
+
     def collect_task(self, params: Params, inner_lr: jax.Array, task: Any, key: jax.Array, num_steps: int,
-                     num_episodes: int) -> tuple[PGBatch, PGBatch, jax.Array]:
+                     num_episodes: int, record_info: bool = False) -> tuple[PGBatch, PGBatch, jax.Array]:
         """Inner-loop data for one task: K adaptation batches and the post-adaptation batch.
 
-        Returns ``(inner_batches [K, E, T, ...], post_batch [E, T, ...], returns [K + 1])``.
+        Returns ``(inner_batches [K, E, T, ...], post_batch [E, T, ...], returns [K + 1])``; with
+        ``record_info`` the trajectories also hold the env's step info in ``traj.extras["info"]``.
         """
         keys = jax.random.split(key, num_steps + 1)
-        sample = self.policy.sample
 
-        def step(p, k):
-            traj = rollout_episodes(self.env, sample, p, task, k, num_episodes, next_obs=False)
+        def rollout(p, k):
+            return rollout_episodes(self.env, self.actor, p, task, k, num_episodes, next_obs=False,
+                                    record_info=record_info)
+
+        def step(p, xs):
+            k, index = xs
+            traj = rollout(p, k)
             batch = self.pg_batch(traj)
-            p_next = self.inner_update(p, batch, inner_lr, first_order=True)
+            p_next = self.inner_update(p, batch, self.inner_lr_at(inner_lr, index), first_order=True)
             return jax.lax.stop_gradient(p_next), (batch, traj.episode_return().mean())
 
         start = jax.lax.stop_gradient(self.adaptation_start(params))
-        adapted, (batches, step_returns) = jax.lax.scan(step, start, keys[:-1])
-        post_traj = rollout_episodes(self.env, sample, adapted, task, keys[-1], num_episodes, next_obs=False)
+        adapted, (batches, step_returns) = jax.lax.scan(step, start, (keys[:-1], jnp.arange(num_steps)))
+        post_traj = rollout(adapted, keys[-1])
         post = self.pg_batch(post_traj)
         all_returns = jnp.concatenate([step_returns, post_traj.episode_return().mean()[None]])
         return batches, post, all_returns
+
+    def inner_lr_at(self, inner_lr: Any, step: jax.Array) -> Any:
+        """The inner step size used at inner step ``step`` (0-based; MAESN decays it). Default: constant."""
+        return inner_lr
 
     def adaptation_start(self, params: Params) -> Any:
         """What the inner loop adapts, at the start of a task: the params (CAVIA: params and a zero context)."""
@@ -226,10 +241,12 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         when ``first_order`` or, if it is None, the config says so)."""
         first_order = self.config.first_order if first_order is None else first_order
 
-        def body(p, batch):
-            return self.inner_update(p, batch, inner_lr, first_order), None
+        def body(p, xs):
+            batch, index = xs
+            return self.inner_update(p, batch, self.inner_lr_at(inner_lr, index), first_order), None
 
-        return jax.lax.scan(body, self.adaptation_start(params), batches)[0]
+        num_steps = jax.tree_util.tree_leaves(batches)[0].shape[0]
+        return jax.lax.scan(body, self.adaptation_start(params), (batches, jnp.arange(num_steps)))[0]
 
     # ------------------------------------------------------------------ outer objective
     def _post_log_probs(self, params: Params, inner_lr: jax.Array, batches: PGBatch, post: PGBatch) -> jax.Array:
@@ -318,7 +335,13 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         }
 
     # ------------------------------------------------------------------ meta-iteration
-    def meta_step(self, state: GradientState, key: jax.Array) -> tuple[GradientState, Metrics]:
+    def collect_meta_batch(self, state: GradientState, key: jax.Array) -> tuple[Any, PGBatch, PGBatch, jax.Array]:
+        """Samples ``meta_batch_size`` tasks and runs the inner loop on each (vmapped).
+
+        Returns ``(outer_batches, inner_batches [N, K, E, T], post [N, E, T], returns [N, K + 1])``;
+        ``outer_batches`` is what :meth:`outer_update` receives as its ``batches`` (the inner batches
+        here; MAESN pairs them with the sampled tasks' indices).
+        """
         c = self.config
         task_key, rollout_key = jax.random.split(key)
         tasks = self.sample_tasks(task_key)
@@ -326,15 +349,18 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         batches, post, step_returns = jax.vmap(
             lambda t, k: self.collect_task(state.params, state.inner_lr, t, k, c.num_inner_steps, c.episodes_per_task)
         )(tasks, task_keys)
-        new_meta, opt_state, extra = self.outer_update(state, batches, post)
+        return batches, batches, post, step_returns
+
+    def meta_step(self, state: GradientState, key: jax.Array) -> tuple[GradientState, Metrics]:
+        c = self.config
+        outer_batches, batches, post, step_returns = self.collect_meta_batch(state, key)
+        new_meta, opt_state, extra = self.outer_update(state, outer_batches, post)
 
         mean_returns = step_returns.mean(axis=0)  # [K + 1]
         metrics = {
             "train/return_pre": mean_returns[0],
             "train/return_post": mean_returns[-1],
-            "train/entropy": surrogates.masked_mean(
-                self.policy.dist(state.params, batches.traj.obs[:, 0]).entropy(), batches.traj.mask[:, 0]
-            ),
+            "train/entropy": self.pre_update_entropy(state, batches),
             "train/inner_lr": _mean_leaf(state.inner_lr),
             **extra,
         }
@@ -343,9 +369,16 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         new_state = self.with_meta_params(state, new_meta).replace(opt_state=opt_state, iteration=state.iteration + 1)
         return new_state, metrics
 
+    def pre_update_entropy(self, state: GradientState, batches: PGBatch) -> jax.Array:
+        """Mean entropy of the pre-update policy on the first inner batch's valid steps."""
+        traj = batches.traj
+        return surrogates.masked_mean(self.policy.dist(state.params, traj.obs[:, 0]).entropy(), traj.mask[:, 0])
+
     # ------------------------------------------------------------------ meta-test
     def evaluate(self, state: GradientState, tasks: Any, key: jax.Array) -> EvalOut:
-        """Returns after 0..K inner steps (K = eval_adapt_steps) on each task: [N, K + 1]."""
+        """Returns after 0..K inner steps (K = eval_adapt_steps) on each task: [N, K + 1]; when the env
+        reports ``info["success"]``, also ``extras["success"]`` [N, K + 1]: the fraction of episodes
+        that succeeded at some step."""
         c = self.config
         num_tasks = jax.tree_util.tree_leaves(tasks)[0].shape[0]
         keys = jax.random.split(key, num_tasks)
@@ -353,13 +386,30 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
 
         def per_task(task, k):
             if steps == 0:
-                traj = rollout_episodes(self.env, self.policy.sample, state.params, task, k,
-                                        c.eval_episodes_per_task, next_obs=False)
-                return traj.episode_return().mean()[None]
-            _, _, rets = self.collect_task(state.params, state.inner_lr, task, k, steps, c.eval_episodes_per_task)
-            return rets
+                traj = rollout_episodes(self.env, self.actor, self.adaptation_start(state.params), task, k,
+                                        c.eval_episodes_per_task, next_obs=False, record_info=True)
+                success = _success_rate(traj)
+                return traj.episode_return().mean()[None], None if success is None else success[None]
+            batches, post, rets = self.collect_task(state.params, state.inner_lr, task, k, steps,
+                                                    c.eval_episodes_per_task, record_info=True)
+            if _success_rate(post.traj) is None:
+                return rets, None
+            success = jnp.concatenate([jax.vmap(_success_rate)(batches.traj), _success_rate(post.traj)[None]])
+            return rets, success
 
-        return EvalOut(returns=jax.vmap(per_task)(tasks, keys), axis="step")
+        returns, success = jax.vmap(per_task)(tasks, keys)
+        extras = {} if success is None else {"success": success}
+        return EvalOut(returns=returns, axis="step", extras=extras)
+
+
+def _success_rate(traj) -> jax.Array | None:
+    """Fraction of the episodes ([E, T]) whose step info reports ``success`` at some valid step; None
+    when the env reports no success."""
+    info = traj.extras.get("info", {})
+    if "success" not in info:
+        return None
+    reached = (info["success"] * traj.mask).max(axis=-1) > 0
+    return reached.astype(jnp.float32).mean()
 
 
 def _mean_leaf(tree: Any) -> jax.Array:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner
 from jmeta.algos.base import Preset
-from jmeta.networks.policies import DistPolicy, MLPPolicy, policy_for
+from jmeta.networks.policies import ContextPolicy, policy_for
 from jmeta.rl.pg import PGBatch
 from jmeta.types import Params
 from jmeta.validation import check
@@ -51,31 +51,6 @@ PRESETS: dict[str, Preset] = {
                "point_nav budget (100 iterations x 20 tasks; 500 there)",
     ),
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class ContextPolicy(DistPolicy):
-    """An MLP policy over ``concat(obs, phi)``. Its params are either the weights ``theta`` (the context
-    is then zero: the pre-adaptation policy) or a pair ``(theta, phi)``; ``phi`` is float32[C]."""
-
-    base: MLPPolicy
-    num_context_params: int
-
-    def _split(self, params: Any) -> tuple[Params, jax.Array]:
-        if isinstance(params, tuple):
-            return params
-        return params, jnp.zeros((self.num_context_params,), jnp.float32)
-
-    def _inputs(self, obs: jax.Array, phi: jax.Array) -> jax.Array:
-        obs = obs.astype(jnp.float32)
-        return jnp.concatenate([obs, jnp.broadcast_to(phi, (*obs.shape[:-1], phi.shape[-1]))], axis=-1)
-
-    def init(self, key: jax.Array, obs_shape: tuple[int, ...]) -> Params:
-        return self.base.init(key, (*obs_shape[:-1], obs_shape[-1] + self.num_context_params))
-
-    def dist(self, params: Any, obs: jax.Array):
-        theta, phi = self._split(params)
-        return self.base.dist(theta, self._inputs(obs, phi))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -105,6 +105,68 @@ def make(name: str, variant: str = "default", **overrides: Any) -> tuple[MetaEnv
     return ValidatedEnv(env, template), dist
 
 
+def parse_overrides(name: str, variant: str, items: typing.Sequence[str], source: str = "env_set") -> dict[str, Any]:
+    """``FIELD=VALUE`` strings (the command line's ``--env-set``) as typed overrides for :func:`make`.
+
+    Each value is parsed by its params field's annotation: bool (``true``/``false``), int, float,
+    str, a ``Literal`` of those, or an optional one (``none``). A malformed item, an unknown field
+    (the error lists the valid ones) or a value of the wrong type raises a one-line
+    :class:`ConfigError` that starts with ``source``.
+    """
+    params = variant_params(name, variant)
+    hints = typing.get_type_hints(type(params))
+    fields = sorted(f.name for f in dataclasses.fields(params))
+    out: dict[str, Any] = {}
+    for item in items:
+        field, sep, text = item.partition("=")
+        field, text = field.strip(), text.strip()
+        if not sep or not field:
+            raise ConfigError(f"{source}: {item!r} must look like FIELD=VALUE")
+        if field not in hints:
+            raise ConfigError(f"{source}: unknown option {field!r} for environment {name!r}; valid options are: "
+                              + ", ".join(fields))
+        value = _parse_value(text, hints[field])
+        if value is _UNPARSED:
+            kind = getattr(hints[field], "__name__", None) or str(hints[field]).replace("typing.", "")
+            raise ConfigError(f"{source}: {name}.{field} cannot be set from {text!r} (type {kind})")
+        out[field] = value
+    return out
+
+
+_UNPARSED = object()
+
+
+def _parse_value(text: str, annotation: Any) -> Any:
+    """``text`` converted to fit ``annotation``, or :data:`_UNPARSED`."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is type(None):
+        return None if text.lower() == "none" else _UNPARSED
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            value = _parse_value(text, arg)
+            if value is not _UNPARSED:
+                return value
+        return _UNPARSED
+    if origin is typing.Literal:
+        for arg in args:
+            value = _parse_value(text, type(arg))
+            if value is not _UNPARSED and value == arg:
+                return arg
+        return _UNPARSED
+    if annotation is bool:
+        return {"true": True, "false": False}.get(text.lower(), _UNPARSED)
+    for kind in (int, float):
+        if annotation is kind:
+            try:
+                value = kind(text)
+            except ValueError:
+                return _UNPARSED
+            return value if kind is int or math.isfinite(value) else _UNPARSED
+    if annotation is str:
+        return text
+    return _UNPARSED
+
+
 def _conforms(value: Any, annotation: Any) -> bool:
     """Whether ``value`` fits a params field annotation (bool, int, float, str, Literal, unions, tuples)."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)

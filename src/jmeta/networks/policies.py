@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -173,6 +173,35 @@ class ValueMLP:
         return self._net.apply({"params": params}, obs.astype(jnp.float32))[..., 0]
 
 
+
+@dataclasses.dataclass(frozen=True)
+class ContextPolicy(DistPolicy):
+    """A policy over ``concat(obs, c)`` with a context vector ``c`` (CAVIA's adapted context, MAESN's
+    latent). Its params are the weights ``theta`` (then ``c = 0``) or a pair ``(theta, c)``; ``c`` is
+    float32[..., C], broadcast against the observation's batch axes (e.g. [E, 1, C] for one context
+    per episode of obs [E, T, ...])."""
+
+    base: MLPPolicy
+    num_context_params: int
+
+    def _split(self, params: Any) -> tuple[Params, jax.Array]:
+        if isinstance(params, tuple):
+            return params
+        return params, jnp.zeros((self.num_context_params,), jnp.float32)
+
+    def _inputs(self, obs: jax.Array, phi: jax.Array) -> jax.Array:
+        obs = obs.astype(jnp.float32)
+        return jnp.concatenate([obs, jnp.broadcast_to(phi, (*obs.shape[:-1], phi.shape[-1]))], axis=-1)
+
+    def init(self, key: jax.Array, obs_shape: tuple[int, ...]) -> Params:
+        return self.base.init(key, (*obs_shape[:-1], obs_shape[-1] + self.num_context_params))
+
+    def dist(self, params: Any, obs: jax.Array):
+        theta, phi = self._split(params)
+        return self.base.dist(theta, self._inputs(obs, phi))
+
+
 Policy = MLPPolicy
 
-__all__ = ["ACTIVATIONS", "HEADS", "MLP", "MLPPolicy", "Policy", "ValueMLP", "activation_fn", "policy_for"]
+__all__ = ["ACTIVATIONS", "HEADS", "MLP", "ContextPolicy", "MLPPolicy", "Policy", "ValueMLP", "activation_fn",
+           "policy_for"]

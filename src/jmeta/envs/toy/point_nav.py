@@ -11,6 +11,10 @@ Default (``variant="default"``), source cbfinn/maml_rl ``maml_examples/point_env
 dense distance d = ||s' - g||; r = 1 - d if d <= 0.2 else 0; never terminates; H = 100;
 3 episodes per trial.
 
+``variant="semicircle"``: the sparse variant's goals with the dense reward ``-d`` and one episode
+per trial: MAESN's protocol on a pure-JAX task (meta-train dense, meta-test with ``sparse=True``).
+Every variant reports ``info["success"]`` (1.0 while ``d <= goal_radius``) and ``info["distance"]``.
+
 Note: maml_rl wraps this env in rllab's ``normalize``, so its policy acts in [-1, 1]^2 and
 the wrapper maps a -> clip(0.1 a). jmeta does the same with
 :class:`jmeta.envs.wrappers.RescaleActions` (on by default in the trainer); the env itself
@@ -80,11 +84,14 @@ def _check(params: PointNavParams) -> None:
 VARIANTS: dict[str, PointNavParams] = {
     "default": PointNavParams(),
     "sparse": PointNavParams(sparse=True, goal_set="semicircle", episodes_per_trial=3),
+    "semicircle": PointNavParams(goal_set="semicircle"),
 }
 
 SOURCES = {
     "default": "cbfinn/maml_rl maml_examples/point_env_randgoal.py",
     "sparse": "lmzintgraf/varibad environments/navigation/point_robot.py (SparsePointEnv)",
+    "semicircle": "SparsePointEnv's semicircle goals with the dense reward (MAESN's dense meta-training "
+                  "protocol, russellmendonca/maesn_suite)",
 }
 
 
@@ -153,7 +160,7 @@ class PointNav:
             reward=reward,
             terminated=terminated,
             truncated=new_state.time >= p.horizon,
-            info={"distance": distance},
+            info={"distance": distance, "success": (distance <= p.goal_radius).astype(jnp.float32)},
         )
 
 
@@ -162,6 +169,7 @@ register(
     EnvEntry(
         variants=VARIANTS,
         build=lambda p, v: (PointNav(p, v), PointNavTaskDistribution(p)),
-        description="2D point robot, unobserved goal (MAML); 'sparse': VariBAD semicircle goals",
+        description="2D point robot, unobserved goal (MAML); 'sparse': VariBAD semicircle goals; "
+                    "'semicircle': those goals, dense reward",
     ),
 )

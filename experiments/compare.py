@@ -1,0 +1,158 @@
+"""Runs several algorithms on one environment, each with its preset, for several seeds, and writes one
+side-by-side table and one adaptation plot from the runs' own files.
+
+    python experiments/compare.py --env point_nav --algos maml fomaml reptile cavia promp emaml metasgd \\
+        --seeds 0 1 2
+    python experiments/compare.py --env point_nav --algos maesn maml --seeds 0 1 2 --tag sparse \\
+        -- --env-variant semicircle --eval-env-set sparse=true
+
+Every run is a normal ``python -m jmeta.train`` (the CLI's code path; flags after ``--`` go to every
+run). Each finished run's final meta-test (``eval.json``, the fixed held-out bank) is kept in
+``experiments/results/compare/{stem}/{algo}_seed{seed}.json`` with its exact command and wall-clock,
+and is reused on the next invocation (``--rerun`` runs it again), so a long comparison can be
+built over several sessions. The summary, ``experiments/results/compare_{stem}.{json,md}`` and
+``compare_{stem}_adaptation.png`` (plus ``_success.png`` when the env reports success), gives per
+algorithm the mean over seeds and the 95% confidence interval over seeds (Student t,
+``t_{0.975, n-1} * sd / sqrt(n)``) of the held-out return after each adaptation step. ``stem`` is
+the env name plus ``_{tag}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+
+
+def confidence_interval(per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over seeds and the 95% CI half-width (Student t) of ``per_seed`` [S, K + 1]; zeros for S = 1."""
+    from scipy import stats
+
+    n = per_seed.shape[0]
+    mean = per_seed.mean(axis=0)
+    if n < 2:
+        return mean, np.zeros_like(mean)
+    return mean, stats.t.ppf(0.975, n - 1) * per_seed.std(axis=0, ddof=1) / np.sqrt(n)
+
+
+def run_one(algo: str, env: str, seed: int, stem: str, logdir: str, extra: list[str]) -> dict:
+    name = f"{stem}__{algo}__seed{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    command = [sys.executable, "-m", "jmeta.train", "--algo", algo, "--env", env, "--seed", str(seed),
+               "--logdir", logdir, "--run-name", name, "--no-progress", *extra]
+    t0 = time.time()
+    subprocess.run(command, check=True)
+    wall = time.time() - t0
+    run_dir = os.path.join(logdir, name)
+    with open(os.path.join(run_dir, "eval.json"), encoding="utf-8") as f:
+        evaluation = json.load(f)
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    return {"algo": algo, "env": env, "seed": seed, "wall_s": round(wall, 1), "run_dir": run_dir,
+            "command": " ".join(["python", *command[1:]]), "config": config, "eval": evaluation,
+            "host": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+                     "cpus": os.cpu_count()}}
+
+
+def summarize(records: dict[str, list[dict]], env: str, stem: str) -> list[str]:
+    from jmeta import plots
+
+    axis = next(iter(records.values()))[0]["eval"]["axis"]
+    summary, curves, success_curves = {}, {}, {}
+    for algo, runs in records.items():
+        per_seed = np.array([r["eval"]["mean"] for r in runs])
+        mean, half = confidence_interval(per_seed)
+        entry = {"seeds": [r["seed"] for r in runs], "per_seed": per_seed.round(3).tolist(),
+                 "mean": mean.round(3).tolist(), "ci95": half.round(3).tolist(),
+                 "wall_s_mean": round(float(np.mean([r["wall_s"] for r in runs])), 1),
+                 "commands": [r["command"] for r in runs]}
+        extras = [r["eval"].get("extras", {}).get("success") for r in runs]
+        if all(e is not None for e in extras):
+            success = np.array([np.asarray(e).mean(axis=0) for e in extras])  # [S, K + 1]
+            s_mean, s_half = confidence_interval(success)
+            entry.update(success_mean=s_mean.round(3).tolist(), success_ci95=s_half.round(3).tolist())
+            success_curves[algo] = (s_mean, s_half)
+        summary[algo] = entry
+        curves[algo] = (mean, half)
+    steps = len(next(iter(curves.values()))[0])
+    num_tasks = next(iter(records.values()))[0]["eval"]["num_tasks"]
+    config = next(iter(records.values()))[0]["config"]
+    with open(os.path.join(RESULTS, f"compare_{stem}.json"), "w", encoding="utf-8") as f:
+        json.dump({"env": env, "axis": axis, "num_tasks": num_tasks, "algorithms": summary}, f, indent=2)
+    header = " | ".join(f"{axis} {k}" for k in range(steps))
+    lines = [f"# Side by side on {env} ({config.get('env_variant', 'default')})", "",
+             f"| algorithm | seeds | {header} | wall-clock per run |", "|---" * (steps + 3) + "|"]
+    for algo, e in summary.items():
+        cells = " | ".join(f"{m:.2f} ± {h:.2f}" for m, h in zip(e["mean"], e["ci95"], strict=True))
+        lines.append(f"| {algo} | {len(e['seeds'])} | {cells} | {e['wall_s_mean']:.0f} s |")
+    if success_curves:
+        lines += ["", "Success rate (fraction of episodes that reach the goal region):", "",
+                  f"| algorithm | {header} |", "|---" * (steps + 1) + "|"]
+        for algo, e in summary.items():
+            if "success_mean" in e:
+                cells = " | ".join(f"{m:.3f} ± {h:.3f}" for m, h in
+                                   zip(e["success_mean"], e["success_ci95"], strict=True))
+                lines.append(f"| {algo} | {cells} |")
+    lines += ["", f"Held-out return on the fixed bank of {num_tasks} tasks: mean over seeds ± the 95% confidence "
+              "interval over seeds (Student t). Each algorithm runs its own preset for this env (the same "
+              "meta-iterations, tasks per iteration and episodes per task for the gradient-based family); "
+              "wall-clock is the whole run (compile, training, evaluations) on the machine below.", "",
+              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs.", "", "Commands:", ""]
+    for e in summary.values():
+        lines += [f"    {c}" for c in e["commands"]]
+    with open(os.path.join(RESULTS, f"compare_{stem}.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    label = "adaptation steps" if axis == "step" else axis
+    plots.adaptation_curves(curves, label, os.path.join(RESULTS, f"compare_{stem}_adaptation.png"),
+                            f"{env}: held-out return (mean, 95% CI over seeds)")
+    if success_curves:
+        plots.adaptation_curves(success_curves, label, os.path.join(RESULTS, f"compare_{stem}_success.png"),
+                                f"{env}: success rate (mean, 95% CI over seeds)", ylabel="success rate")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="point_nav")
+    parser.add_argument("--algos", nargs="+", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--logdir", default="runs/compare")
+    parser.add_argument("--rerun", action="store_true", help="run again even where a stored result exists")
+    parser.add_argument("--summarize-only", action="store_true", help="only rebuild the summary from stored results")
+    parser.add_argument("extra", nargs="*", help="extra flags for every jmeta.train run (after --)")
+    args = parser.parse_args()
+
+    stem = args.env + (f"_{args.tag}" if args.tag else "")
+    store = os.path.join(RESULTS, "compare", stem)
+    os.makedirs(store, exist_ok=True)
+    records: dict[str, list[dict]] = {algo: [] for algo in args.algos}
+    for seed in args.seeds:  # seed-major: every algorithm gets seed 0 before any gets seed 1
+        for algo in args.algos:
+            path = os.path.join(store, f"{algo}_seed{seed}.json")
+            if os.path.exists(path) and not args.rerun:
+                with open(path, encoding="utf-8") as f:
+                    records[algo].append(json.load(f))
+                continue
+            if args.summarize_only:
+                continue
+            record = run_one(algo, args.env, seed, stem, args.logdir, args.extra)
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(record, f, indent=2)
+            records[algo].append(record)
+            print(f"{algo} seed {seed}: {np.round(record['eval']['mean'], 2)} ({record['wall_s']:.0f} s)", flush=True)
+    records = {a: r for a, r in records.items() if r}
+    if records:
+        print("\n".join(summarize(records, args.env, stem)))
+
+
+if __name__ == "__main__":
+    main()
