@@ -119,12 +119,13 @@ def test_algorithm_contract(algo, kind, tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_task_sharding_is_the_one_place_a_mesh_enters():
+@pytest.mark.parametrize("algo", ["maml", "maesn"])  # maesn samples rows of its training set itself
+def test_task_sharding_is_the_one_place_a_mesh_enters(algo):
     """A task-axis sharding given to ``build`` constrains every sampled task batch; on one device the
     metrics equal the unsharded run's."""
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    config = _config("maml", "point_nav", "unused")
+    config = _config(algo, "point_nav", "unused")
     mesh = Mesh(np.array(jax.devices()[:1]), ("tasks",))
     _, _, plain = build(config)
     _, _, sharded = build(config, task_sharding=NamedSharding(mesh, PartitionSpec("tasks")))

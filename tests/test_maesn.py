@@ -209,3 +209,16 @@ def test_point_nav_reports_success_within_the_goal_radius():
     assert float(out.info["success"]) == 1.0  # distance 0.15 <= 0.2
     far = jmeta.envs.toy.point_nav.PointNavTask(goal=jnp.asarray([0.0, 1.0]))
     assert float(env.step(jax.random.key(1), state, jnp.zeros(2), far).info["success"]) == 0.0
+
+
+def test_eval_table_shows_the_success_rate():
+    from jmeta.algos.base import EvalOut
+    from jmeta.evaluation import summarize
+
+    out = EvalOut(returns=jnp.asarray([[1.0, 2.0], [3.0, 4.0]]), axis="step",
+                  extras={"success": jnp.asarray([[0.0, 0.5], [0.5, 1.0]])})
+    result = summarize(out)
+    lines = result.table().splitlines()
+    assert lines[0].split("|")[-1].strip() == "success"
+    assert lines[2].split("|")[-1].strip() == "0.750"
+    assert result.metrics()["eval/success_step1"] == 0.75

@@ -60,9 +60,12 @@ class EvalResult:
         return out
 
     def table(self) -> str:
-        rows = [f"{self.axis:>8} | {'mean':>10} | {'s.e.':>8}"]
+        """Mean and s.e. of the return at each point of the axis, plus the task-mean of every extra
+        shaped like the returns (e.g. the success rate)."""
+        columns = {name: v.mean(axis=0) for name, v in self.extras.items() if v.shape == self.per_task.shape}
+        rows = [f"{self.axis:>8} | {'mean':>10} | {'s.e.':>8}" + "".join(f" | {name:>8}" for name in columns)]
         for k, (m, s) in enumerate(zip(self.mean, self.stderr, strict=True)):
-            rows.append(f"{k:>8} | {m:>10.2f} | {s:>8.2f}")
+            rows.append(f"{k:>8} | {m:>10.2f} | {s:>8.2f}" + "".join(f" | {c[k]:>8.3f}" for c in columns.values()))
         return "\n".join(rows)
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner
 from jmeta.algos.base import Preset
+from jmeta.algos.maml import same_budget_as_maml
 from jmeta.networks.policies import ContextPolicy, policy_for
 from jmeta.rl.pg import PGBatch
 from jmeta.types import Params
@@ -42,6 +43,9 @@ class CAVIAConfig(GradientConfig):
 TINY = CAVIAConfig(episodes_per_task=3, hidden_sizes=(16,), eval_adapt_steps=1, eval_episodes_per_task=2, cg_iters=3)
 
 PRESETS: dict[str, Preset] = {
+    **same_budget_as_maml(
+        "the context settings of the authors' code, 2 parameters and step 1.0: the paper's MuJoCo context "
+        "size and step size are not in their code", num_context_params=2, inner_lr=1.0),
     "point_nav": Preset(
         run={"meta_iters": 100, "meta_batch_size": 20, "eval_every": 25, "checkpoint_every": 25},
         algo={"episodes_per_task": 20, "inner_lr": 1.0, "num_context_params": 2, "hidden_sizes": (100, 100),

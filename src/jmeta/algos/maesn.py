@@ -37,6 +37,7 @@ from flax import struct
 
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner, GradientState
 from jmeta.algos.base import EvalOut, Preset
+from jmeta.algos.maml import same_budget_as_maml
 from jmeta.networks.distributions import DiagGaussian
 from jmeta.networks.policies import ContextPolicy, policy_for
 from jmeta.rl import returns as rl_returns
@@ -90,6 +91,9 @@ _SOURCE = ("russellmendonca/maesn_suite launchers/train.py and hyperparam_sweep.
            "baseline, 100 training goals)")
 
 PRESETS: dict[str, Preset] = {
+    **{env: preset for env, preset in same_budget_as_maml(
+        "MAESN's defaults (latent 2, step sizes 1, KL weight 0.1) on a dense-reward task: no sparse meta-test",
+        hidden_sizes=(64, 64), activation="tanh").items() if env.startswith("cheetah")},
     "point_nav": Preset(
         run={"env_variant": "semicircle", "eval_env_set": ("sparse=true",), "meta_iters": 100, "meta_batch_size": 20,
              "eval_every": 25, "checkpoint_every": 25},

@@ -43,6 +43,15 @@ PRESETS: dict[str, Preset] = {
                "iterations, damping 1e-5, backtrack 0.8; 40 tasks x 500 batches), scaled for a 2-core CPU: "
                "20 tasks x 10 episodes, 300 meta-iterations; actions normalised with scale 10 as there",
     ),
+    "cheetah_dir": Preset(
+        run={"meta_iters": 300, "meta_batch_size": 20, "env_horizon": 100, "action_scale": 10.0,
+             "eval_every": 50, "checkpoint_every": 50},
+        algo={"episodes_per_task": 10, "inner_lr": 0.1, "hidden_sizes": (64, 64), "activation": "tanh",
+              "eval_episodes_per_task": 10},
+        source="tristandeleu/pytorch-maml-rl configs/maml/halfcheetah-dir.yaml (the vel config's settings: tanh "
+               "(64, 64), H 100, 20 episodes per task, fast lr 0.1, TRPO max-kl 0.01; 40 tasks x 500 batches), "
+               "scaled for a 2-core CPU as cheetah_vel: 20 tasks x 10 episodes, 300 meta-iterations",
+    ),
 }
 
 
