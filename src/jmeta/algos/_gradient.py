@@ -135,10 +135,17 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
 
     # ------------------------------------------------------------------ setup
     @property
-    def policy(self) -> MLPPolicy:
+    def mlp_policy(self) -> MLPPolicy:
+        """The MLP policy the config describes, for the env's action space."""
         c = self.config
         return policy_for(self.env.spec.action_space, tuple(c.hidden_sizes), c.activation, c.init_std,
                           c.state_dependent_std)
+
+    @property
+    def policy(self) -> Any:
+        """The policy the inner loop adapts (MAML: :attr:`mlp_policy`; CAVIA, MAESN: it over
+        ``concat(obs, context)``)."""
+        return self.mlp_policy
 
     @property
     def optimizer(self) -> optax.GradientTransformation:

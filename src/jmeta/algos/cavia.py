@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner
 from jmeta.algos.base import Preset
 from jmeta.algos.maml import same_budget_as_maml
-from jmeta.networks.policies import ContextPolicy, policy_for
+from jmeta.networks.policies import ContextPolicy
 from jmeta.rl.pg import PGBatch
 from jmeta.types import Params
 from jmeta.validation import check
@@ -68,10 +68,7 @@ class CAVIA(GradientMetaLearner):
 
     @property
     def policy(self) -> ContextPolicy:
-        c = self.config
-        base = policy_for(self.env.spec.action_space, tuple(c.hidden_sizes), c.activation, c.init_std,
-                          c.state_dependent_std)
-        return ContextPolicy(base, c.num_context_params)
+        return ContextPolicy(self.mlp_policy, self.config.num_context_params)
 
     def adaptation_start(self, params: Params) -> tuple[Params, jax.Array]:
         return params, jnp.zeros((self.config.num_context_params,), jnp.float32)

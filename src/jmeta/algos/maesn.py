@@ -39,7 +39,7 @@ from jmeta.algos._gradient import GradientConfig, GradientMetaLearner, GradientS
 from jmeta.algos.base import EvalOut, Preset
 from jmeta.algos.maml import same_budget_as_maml
 from jmeta.networks.distributions import DiagGaussian
-from jmeta.networks.policies import ContextPolicy, policy_for
+from jmeta.networks.policies import ContextPolicy
 from jmeta.rl import returns as rl_returns
 from jmeta.rl import surrogates
 from jmeta.rl.pg import PGBatch
@@ -185,10 +185,7 @@ class MAESN(GradientMetaLearner):
     # ------------------------------------------------------------------ setup
     @property
     def policy(self) -> ContextPolicy:
-        c = self.config
-        base = policy_for(self.env.spec.action_space, tuple(c.hidden_sizes), c.activation, c.init_std,
-                          c.state_dependent_std)
-        return ContextPolicy(base, c.latent_dim)
+        return ContextPolicy(self.mlp_policy, self.config.latent_dim)
 
     @property
     def actor(self) -> LatentActor:

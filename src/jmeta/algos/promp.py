@@ -27,6 +27,7 @@ from flax import struct
 
 from jmeta.algos._gradient import GradientConfig, GradientMetaLearner, GradientState
 from jmeta.algos.base import Preset
+from jmeta.algos.maml import CHEETAH_CPU_RUN
 from jmeta.rl import ppo, surrogates
 from jmeta.rl.pg import PGBatch
 from jmeta.types import Metrics, Params
@@ -75,16 +76,14 @@ PRESETS: dict[str, Preset] = {
                "budget (100 iterations x 20 tasks, against 1001 x 40 there)",
     ),
     "cheetah_vel": Preset(
-        run={"meta_iters": 300, "meta_batch_size": 20, "env_horizon": 100, "action_scale": 10.0,
-             "eval_every": 50, "checkpoint_every": 50},
+        run=CHEETAH_CPU_RUN,
         algo={"episodes_per_task": 10, "inner_lr": 0.1, "eval_episodes_per_task": 10},
         source="jonasrothfuss/ProMP run_scripts/pro-mp_run_mujoco.py (HalfCheetah, H 100, action scale 10, "
                "inner lr 0.1, 5 Adam steps at 1e-3, clip 0.3, eta 5e-4) at MAML's CPU budget for cheetah_vel "
                "(20 tasks x 10 episodes x 300 iterations, against 40 x 20 x 1001 there)",
     ),
     "cheetah_dir": Preset(
-        run={"meta_iters": 300, "meta_batch_size": 20, "env_horizon": 100, "action_scale": 10.0,
-             "eval_every": 50, "checkpoint_every": 50},
+        run=CHEETAH_CPU_RUN,
         algo={"episodes_per_task": 10, "inner_lr": 0.1, "eval_episodes_per_task": 10},
         source="jonasrothfuss/ProMP run_scripts/pro-mp_run_mujoco.py (HalfCheetahRandDirec, H 100, action scale "
                "10, inner lr 0.1, 5 Adam steps at 1e-3, clip 0.3, eta 5e-4) at MAML's CPU budget for cheetah_dir "
