@@ -88,7 +88,8 @@ def summarize(records: dict[str, list[dict]], env: str, stem: str) -> list[str]:
     with open(os.path.join(RESULTS, f"compare_{stem}.json"), "w", encoding="utf-8") as f:
         json.dump({"env": env, "axis": axis, "num_tasks": num_tasks, "algorithms": summary}, f, indent=2)
     header = " | ".join(f"{axis} {k}" for k in range(steps))
-    lines = [f"# Side by side on {env} ({config.get('env_variant', 'default')})", "",
+    meta_test = f"; meta-test with {' '.join(config['eval_env_set'])}" if config.get("eval_env_set") else ""
+    lines = [f"# Side by side on {env} ({config.get('env_variant', 'default')}{meta_test})", "",
              f"| algorithm | seeds | {header} | wall-clock per run |", "|---" * (steps + 3) + "|"]
     for algo, e in summary.items():
         cells = " | ".join(f"{m:.2f} ± {h:.2f}" for m, h in zip(e["mean"], e["ci95"], strict=True))
@@ -111,11 +112,15 @@ def summarize(records: dict[str, list[dict]], env: str, stem: str) -> list[str]:
     with open(os.path.join(RESULTS, f"compare_{stem}.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     label = "adaptation steps" if axis == "step" else axis
+    variant = config.get("env_variant", "default")
+    name = env if variant == "default" else f"{env} ({variant})"
+    if config.get("eval_env_set"):
+        name += ", meta-test " + " ".join(config["eval_env_set"])
     plots.adaptation_curves(curves, label, os.path.join(RESULTS, f"compare_{stem}_adaptation.png"),
-                            f"{env}: held-out return (mean, 95% CI over seeds)")
+                            f"{name}: held-out return (mean, 95% CI over seeds)")
     if success_curves:
         plots.adaptation_curves(success_curves, label, os.path.join(RESULTS, f"compare_{stem}_success.png"),
-                                f"{env}: success rate (mean, 95% CI over seeds)", ylabel="success rate")
+                                f"{name}: success rate (mean, 95% CI over seeds)", ylabel="success rate")
     return lines
 
 
