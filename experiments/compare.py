@@ -10,7 +10,9 @@ Every run is a normal ``python -m jmeta.train`` (the CLI's code path; flags afte
 run). Each finished run's final meta-test (``eval.json``, the fixed held-out bank) is kept in
 ``experiments/results/compare/{stem}/{algo}_seed{seed}.json`` with its exact command and wall-clock,
 and is reused on the next invocation (``--rerun`` runs it again), so a long comparison can be
-built over several sessions. The summary, ``experiments/results/compare_{stem}.{json,md}`` and
+built over several sessions. A run that does not finish (a refused config, a NaN stop) is kept
+as ``{algo}_seed{seed}.failed.json``, never reused; the other runs go on and the script exits
+non-zero naming it. The summary, ``experiments/results/compare_{stem}.{json,md}`` and
 ``compare_{stem}_adaptation.png`` (plus ``_success.png`` when the env reports success), gives per
 algorithm the mean over seeds and the 95% confidence interval over seeds (Student t,
 ``t_{0.975, n-1} * sd / sqrt(n)``) of the held-out return after each adaptation step. ``stem`` is
@@ -23,10 +25,10 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
+import _runs
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,21 +47,16 @@ def confidence_interval(per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_one(algo: str, env: str, seed: int, stem: str, logdir: str, extra: list[str]) -> dict:
-    name = f"{stem}__{algo}__seed{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    command = [sys.executable, "-m", "jmeta.train", "--algo", algo, "--env", env, "--seed", str(seed),
-               "--logdir", logdir, "--run-name", name, "--no-progress", *extra]
-    t0 = time.time()
-    subprocess.run(command, check=True)
-    wall = time.time() - t0
-    run_dir = os.path.join(logdir, name)
-    with open(os.path.join(run_dir, "eval.json"), encoding="utf-8") as f:
-        evaluation = json.load(f)
-    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
-        config = json.load(f)
-    return {"algo": algo, "env": env, "seed": seed, "wall_s": round(wall, 1), "run_dir": run_dir,
-            "command": " ".join(["python", *command[1:]]), "config": config, "eval": evaluation,
-            "host": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-                     "cpus": os.cpu_count()}}
+    """One training run and its record; ``failed`` is set (and ``eval`` absent) when the run did not finish."""
+    run = _runs.train(algo, env, seed, f"{stem}__{algo}__seed{seed}__{time.strftime('%Y%m%d-%H%M%S')}", logdir, extra)
+    record = {"algo": algo, "env": env, "seed": seed, "wall_s": run["wall_s"], "run_dir": run["run_dir"],
+              "command": run["command"],
+              "host": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+                       "cpus": os.cpu_count()}}
+    if run["returncode"] != 0:
+        return {**record, "failed": f"exit code {run['returncode']}"}
+    return {**record, "config": _runs.read_json(run["run_dir"], "config.json"),
+            "eval": _runs.read_json(run["run_dir"], "eval.json")}
 
 
 def summarize(records: dict[str, list[dict]], env: str, stem: str) -> list[str]:
@@ -140,6 +137,7 @@ def main() -> None:
     store = os.path.join(RESULTS, "compare", stem)
     os.makedirs(store, exist_ok=True)
     records: dict[str, list[dict]] = {algo: [] for algo in args.algos}
+    failures: list[dict] = []
     for seed in args.seeds:  # seed-major: every algorithm gets seed 0 before any gets seed 1
         for algo in args.algos:
             path = os.path.join(store, f"{algo}_seed{seed}.json")
@@ -150,6 +148,12 @@ def main() -> None:
             if args.summarize_only:
                 continue
             record = run_one(algo, args.env, seed, stem, args.logdir, args.extra)
+            if "failed" in record:  # kept apart, so the next invocation runs it again; the others go on
+                failures.append(record)
+                with open(path.replace(".json", ".failed.json"), "w", encoding="utf-8") as f:
+                    json.dump(record, f, indent=2)
+                print(f"{algo} seed {seed}: FAILED ({record['failed']}); see {record['run_dir']}", flush=True)
+                continue
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(record, f, indent=2)
             records[algo].append(record)
@@ -157,6 +161,8 @@ def main() -> None:
     records = {a: r for a, r in records.items() if r}
     if records:
         print("\n".join(summarize(records, args.env, stem)))
+    if failures:
+        sys.exit("compare: runs that did not finish: " + ", ".join(f"{r['algo']} seed {r['seed']}" for r in failures))
 
 
 if __name__ == "__main__":

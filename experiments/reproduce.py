@@ -14,10 +14,10 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
+import _runs
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,16 +36,12 @@ def main() -> None:
     stem = f"{args.algo}_{args.env}{('_' + args.tag) if args.tag else ''}"
     runs = []
     for seed in args.seeds:
-        name = f"{stem}__seed{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-        command = [sys.executable, "-m", "jmeta.train", "--algo", args.algo, "--env", args.env, "--seed", str(seed),
-                   "--logdir", args.logdir, "--run-name", name, "--no-progress", *args.extra]
-        t0 = time.time()
-        subprocess.run(command, check=True)
-        run_dir = os.path.join(args.logdir, name)
-        with open(os.path.join(run_dir, "eval.json"), encoding="utf-8") as f:
-            evaluation = json.load(f)
-        runs.append({"seed": seed, "run_dir": run_dir, "wall_s": round(time.time() - t0, 1),
-                     "command": " ".join(["python", *command[1:]]), "eval": evaluation})
+        run = _runs.train(args.algo, args.env, seed, f"{stem}__seed{seed}__{time.strftime('%Y%m%d-%H%M%S')}",
+                          args.logdir, args.extra)
+        if run["returncode"] != 0:
+            sys.exit(f"reproduce: seed {seed} failed (exit code {run['returncode']}); see {run['run_dir']}")
+        runs.append({"seed": seed, "run_dir": run["run_dir"], "wall_s": run["wall_s"], "command": run["command"],
+                     "eval": _runs.read_json(run["run_dir"], "eval.json")})
 
     per_seed = np.array([r["eval"]["mean"] for r in runs])  # [seeds, K + 1]
     axis = runs[0]["eval"]["axis"]

@@ -1,0 +1,66 @@
+"""The experiment scripts' own logic: the side-by-side summary and its statistics, and what happens
+when one run of a comparison fails (the others go on; the failure is recorded, not reused)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments"))
+
+import compare  # noqa: E402
+
+
+def test_confidence_interval_is_student_t_over_seeds():
+    per_seed = np.array([[1.0, 10.0], [2.0, 12.0], [3.0, 14.0]])
+    mean, half = compare.confidence_interval(per_seed)
+    np.testing.assert_allclose(mean, [2.0, 12.0])
+    # t_{0.975, 2} = 4.302653; sd = 1 and 2; n = 3
+    np.testing.assert_allclose(half, 4.302653 * np.array([1.0, 2.0]) / np.sqrt(3), rtol=1e-6)
+    one_mean, one_half = compare.confidence_interval(per_seed[:1])
+    np.testing.assert_allclose(one_mean, per_seed[0])
+    np.testing.assert_array_equal(one_half, 0.0)
+
+
+def _record(algo: str, seed: int, mean: list[float], success=None) -> dict:
+    evaluation = {"axis": "step", "num_tasks": 4, "mean": mean, "stderr": [0.0] * len(mean)}
+    if success is not None:
+        evaluation["extras"] = {"success": success}
+    return {"algo": algo, "seed": seed, "wall_s": 10.0 + seed, "command": f"python -m jmeta.train --algo {algo}",
+            "config": {"env_variant": "default", "eval_env_set": []}, "eval": evaluation}
+
+
+def test_summary_tables_and_plots_come_from_the_records(tmp_path, monkeypatch):
+    monkeypatch.setattr(compare, "RESULTS", str(tmp_path))
+    records = {
+        "maml": [_record("maml", 0, [-3.0, -1.0], [[0.0, 1.0], [0.0, 0.0]]),
+                 _record("maml", 1, [-5.0, -3.0], [[0.0, 1.0], [1.0, 1.0]])],
+        "reptile": [_record("reptile", 0, [-4.0, -2.0], [[0.0, 0.0], [0.0, 0.0]])],
+    }
+    lines = compare.summarize(records, "point_nav", "point_nav_test")
+    summary = json.loads((tmp_path / "compare_point_nav_test.json").read_text())
+    maml = summary["algorithms"]["maml"]
+    assert maml["mean"] == [-4.0, -2.0] and maml["seeds"] == [0, 1]
+    assert maml["success_mean"] == [0.25, 0.75]  # per seed: mean over tasks, then over seeds
+    assert summary["algorithms"]["reptile"]["ci95"] == [0.0, 0.0]
+    assert "| reptile | 1 | -4.00 ± 0.00 | -2.00 ± 0.00 | 10 s |" in lines
+    assert (tmp_path / "compare_point_nav_test_adaptation.png").stat().st_size > 0
+    assert (tmp_path / "compare_point_nav_test_success.png").stat().st_size > 0
+
+
+def test_a_failed_run_is_recorded_apart_and_the_comparison_goes_on(tmp_path, monkeypatch, capsys):
+    bad_algo = "no_such_algo"  # jmeta.train refuses it with exit code 2
+    monkeypatch.setattr(compare, "RESULTS", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["compare.py", "--env", "point_nav", "--algos", bad_algo, "--seeds", "0",
+                                      "--logdir", str(tmp_path / "runs")])
+    with pytest.raises(SystemExit, match=f"did not finish: {bad_algo} seed 0"):
+        compare.main()
+    store = tmp_path / "compare" / "point_nav"
+    failed = json.loads((store / f"{bad_algo}_seed0.failed.json").read_text())
+    assert failed["failed"] == "exit code 2" and "eval" not in failed
+    assert not (store / f"{bad_algo}_seed0.json").exists()  # not reused: the next invocation runs it again
+    assert "FAILED" in capsys.readouterr().out
