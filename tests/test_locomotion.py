@@ -96,13 +96,18 @@ def test_float64_bits_encodes_every_float32_class_exactly():
     assert np.all(np.isnan(got[~finite].copy().view("<f8")))
 
 
-@pytest.mark.parametrize(("name", "variant"), [("cheetah_vel", "default"), ("ant_goal_ring", "default")])
-def test_c_path_state_is_float64_mujoco_step_for_step(name, variant):
+@pytest.mark.parametrize(("name", "batch_engine"), [("cheetah_vel", True), ("cheetah_vel", False),
+                                                   ("ant_goal_ring", False)])
+def test_c_path_state_is_float64_mujoco_step_for_step(name, batch_engine):
     """A free-running env rollout on the C path carries MuJoCo's float64 state exactly: after each of
-    200 env steps under fixed random actions, the carried (qpos, qvel) equal plain float64 ``mj_step``
-    from the same start bit for bit, and the float32 views are their rounding."""
-    env, dist = jmeta.make(name, variant, physics="mujoco", horizon=1000)
+    200 env steps under fixed random actions, the carried state (qpos, qvel, warm start) equals plain
+    float64 ``mj_step`` from the same start bit for bit, and the float32 views are its rounding. Both
+    host engines: ``mujoco.batch`` and the thread pool (contact forces, older MuJoCo)."""
+    env, dist = jmeta.make(name, physics="mujoco", horizon=1000)
     physics = env.physics
+    if batch_engine and phys._batch_module() is None:
+        pytest.skip("mujoco.batch needs MuJoCo >= 4.0")
+    physics._host.uses_batch = batch_engine
     task = dist.sample(jax.random.key(0))
     _, state = jax.jit(env.reset)(jax.random.key(1), task)
     actions = np.random.default_rng(2).uniform(-1, 1, (200, physics.nu)).astype(np.float32)

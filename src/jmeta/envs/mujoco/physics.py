@@ -268,14 +268,14 @@ def _mjx_cfrc_ext(data) -> jax.Array:
 class MujocoPhysics(Physics):
     """MuJoCo's C engine stepping the whole batch from inside jit (one host callback per step).
 
-    The callback flattens every vmapped axis into one batch, splits it into one contiguous chunk
-    per thread (``nthread``; MuJoCo releases the GIL while it steps) and, per env, restores the
-    carried float64 state (qpos, qvel, the solver's warm start and any actuator state; MuJoCo's
-    ``mjSTATE_PHYSICS | mjSTATE_WARMSTART``), steps ``frame_skip`` substeps with ``mj_step`` and
+    The callback flattens every vmapped axis into one batch and, per env, restores the carried
+    float64 state (qpos, qvel, the solver's warm start and any actuator state; MuJoCo's
+    ``mjSTATE_PHYSICS | mjSTATE_WARMSTART``), steps ``frame_skip`` substeps of ``mj_step`` and
     reads back the new state and what ``mjData`` shows after the step (body poses, and contact
-    forces after ``mj_rnePostConstraint`` when the env uses them). The warm start is part of the
-    state because MuJoCo's constraint solver starts from it: dropping it at env-step boundaries
-    changes results at the last bit, which the dynamics amplify to order one within 200 steps.
+    forces after ``mj_rnePostConstraint`` when the env uses them), on ``nthread`` threads (see
+    :class:`_HostEngine`). The warm start is part of the state because MuJoCo's constraint solver
+    starts from it: dropping it at env-step boundaries changes results at the last bit, which the
+    dynamics amplify to order one within 200 steps.
     """
 
     name = "mujoco"
@@ -324,8 +324,28 @@ class MujocoPhysics(Physics):
         return PhysicsOut(qpos=new_qpos, qvel=new_qvel, xpos=xpos, xmat=xmat, cfrc_ext=cfrc, exact=new_exact)
 
 
+def _batch_module():
+    """``mujoco.batch`` (MuJoCo >= 4.0: many simulations of one model stepped on a C++ thread pool),
+    or None on older MuJoCo."""
+    try:
+        from mujoco import batch
+    except ImportError:
+        return None
+    return batch
+
+
 class _HostEngine:
-    """Host side of :class:`MujocoPhysics`: thread pool and per-thread mjData.
+    """Host side of :class:`MujocoPhysics`.
+
+    Two ways to step the flattened batch, both bit-identical to a loop of ``mj_step`` over one
+    ``mjData`` per env (the C path's tests check it):
+
+    * ``mujoco.batch.Batch`` (MuJoCo >= 4.0), one per batch size: the carried state is written into
+      its state rows, one call steps every env on MuJoCo's own thread pool and the body poses are
+      read from its bound outputs. Used unless the env needs contact forces.
+    * a Python thread pool over per-thread ``mjData`` (``mj_setState``, ``mj_step``, then
+      ``mj_rnePostConstraint`` for the contact forces, ``mj_getState``): for contact forces, which
+      ``Batch`` does not compute after a step, and on older MuJoCo.
 
     Created lazily per process (thread pools do not survive pickling or fork).
     """
@@ -335,13 +355,17 @@ class _HostEngine:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._datas: list[mujoco.MjData] = []
+        self._batches: dict[int, tuple] = {}
         self._pid = None
+        self.uses_batch = not physics.contact_forces and _batch_module() is not None
 
     def _ensure(self) -> None:
-        if self._pool is not None and self._pid == os.getpid():
+        if self._pid == os.getpid():
             return
-        self._datas = [mujoco.MjData(self.p.model) for _ in range(self.p.nthread)]
-        self._pool = ThreadPoolExecutor(self.p.nthread, thread_name_prefix="jmeta-mujoco")
+        self._batches = {}
+        if not self.uses_batch:
+            self._datas = [mujoco.MjData(self.p.model) for _ in range(self.p.nthread)]
+            self._pool = ThreadPoolExecutor(self.p.nthread, thread_name_prefix="jmeta-mujoco")
         self._pid = os.getpid()
 
     def step(self, exact, ctrl):
@@ -351,6 +375,43 @@ class _HostEngine:
         batch_shape = np.shape(ctrl)[:-1]
         state = np.ascontiguousarray(np.reshape(exact, (-1, p.nexact, 2)), "<u4").view("<f8")[..., 0]
         controls = np.asarray(ctrl, np.float64).reshape(-1, p.nu)
+        with self._lock:
+            self._ensure()
+            if self.uses_batch:
+                out_state, xpos, xmat, cfrc = self._step_batch(state, controls)
+            else:
+                out_state, xpos, xmat, cfrc = self._step_threads(state, controls)
+        return (
+            out_state[:, : p.nq].astype(np.float32).reshape(*batch_shape, p.nq),
+            out_state[:, p.nq : p.nq + p.nv].astype(np.float32).reshape(*batch_shape, p.nv),
+            out_state.view("<u4").reshape(*batch_shape, p.nexact, 2),
+            xpos.reshape(*batch_shape, p.nbody, 3),
+            xmat.reshape(*batch_shape, p.nbody, 9),
+            cfrc.reshape(*batch_shape, p.ncfrc, 6),
+        )
+
+    def _batch_for(self, size: int) -> tuple:
+        """The cached ``Batch`` of ``size`` simulations, the columns of its state rows that hold the
+        carried state, and its bound ctrl / xpos / xmat arrays."""
+        if size not in self._batches:
+            p = self.p
+            sim = _batch_module().Batch(p.model, nsim=size, nthread=p.nthread)
+            columns = _state_columns(p.model, int(p.STATE_SPEC), int(mujoco.mjtState.mjSTATE_INTEGRATION))
+            self._batches[size] = (sim, columns, sim.bind("ctrl"), sim.bind("xpos"), sim.bind("xmat"))
+        return self._batches[size]
+
+    def _step_batch(self, state: np.ndarray, controls: np.ndarray):
+        p = self.p
+        sim, columns, ctrl, xpos, xmat = self._batch_for(state.shape[0])
+        sim.state[:, columns] = state
+        ctrl[:] = controls
+        stage = mujoco.mjtStage.mjSTAGE_POS if p.fresh_view else mujoco.mjtStage.mjSTAGE_NONE
+        sim.step(nstep=p.frame_skip, stage=int(stage))
+        return (np.ascontiguousarray(sim.state[:, columns], "<f8"), xpos.astype(np.float32),
+                xmat.astype(np.float32), np.empty((state.shape[0], 0, 6), np.float32))
+
+    def _step_threads(self, state: np.ndarray, controls: np.ndarray):
+        p = self.p
         batch = controls.shape[0]
         out_state = np.empty((batch, p.nexact), "<f8")
         out_xpos = np.empty((batch, p.nbody, 3), np.float32)
@@ -373,24 +434,30 @@ class _HostEngine:
                 out_xmat[i] = data.xmat
                 mujoco.mj_getState(model, data, out_state[i], spec)
 
-        with self._lock:
-            self._ensure()
-            chunk = math.ceil(batch / p.nthread)
-            jobs = [
-                self._pool.submit(run, t, t * chunk, min(batch, (t + 1) * chunk))
-                for t in range(p.nthread)
-                if t * chunk < batch
-            ]
-            for job in jobs:
-                job.result()
-        return (
-            out_state[:, : p.nq].astype(np.float32).reshape(*batch_shape, p.nq),
-            out_state[:, p.nq : p.nq + p.nv].astype(np.float32).reshape(*batch_shape, p.nv),
-            out_state.view("<u4").reshape(*batch_shape, p.nexact, 2),
-            out_xpos.reshape(*batch_shape, p.nbody, 3),
-            out_xmat.reshape(*batch_shape, p.nbody, 9),
-            out_cfrc.reshape(*batch_shape, p.ncfrc, 6),
-        )
+        chunk = math.ceil(batch / p.nthread)
+        jobs = [
+            self._pool.submit(run, t, t * chunk, min(batch, (t + 1) * chunk))
+            for t in range(p.nthread)
+            if t * chunk < batch
+        ]
+        for job in jobs:
+            job.result()
+        return out_state, out_xpos, out_xmat, out_cfrc
+
+
+def _state_columns(model: mujoco.MjModel, spec: int, within: int) -> np.ndarray:
+    """Indices, in a state vector of ``within`` (an mjtState bit set), of the components in ``spec``
+    (a subset; MuJoCo orders components by bit)."""
+    columns, offset = [], 0
+    for bit in range(within.bit_length()):
+        flag = 1 << bit
+        if not within & flag:
+            continue
+        size = mujoco.mj_stateSize(model, flag)
+        if spec & flag:
+            columns.extend(range(offset, offset + size))
+        offset += size
+    return np.asarray(columns, np.int64)
 
 
 def make_physics(
