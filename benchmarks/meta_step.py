@@ -29,6 +29,7 @@ import time  # noqa: E402
 import typing  # noqa: E402
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 from _common import write_result  # noqa: E402
 
 from jmeta.algos import algorithm_class, list_algorithms  # noqa: E402
@@ -62,6 +63,74 @@ def bench_one(config: TrainConfig, iters: int) -> dict:
     }
 
 
+def _timed(fn, *args, iters: int) -> float:
+    """Mean seconds of ``iters`` calls of ``jax.jit(fn)`` after compiling and one warm-up call."""
+    compiled = jax.jit(fn).lower(*args).compile()
+    jax.block_until_ready(compiled(*args))
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        out = compiled(*args)
+    jax.block_until_ready(out)
+    return (time.perf_counter() - t0) / iters
+
+
+def time_split(config: TrainConfig, iters: int) -> dict:
+    """Where one meta-iteration of a gradient-based TRPO learner spends its time (seconds), each part
+    compiled and timed on its own on the same sampled data:
+
+    * ``sampling_and_inner``: task sampling, every rollout and the inner steps (``collect_meta_batch``);
+    * ``inner_steps``: re-applying the inner steps to the stored batches for all tasks (``adapt``);
+    * ``meta_gradient``: the outer loss and its gradient through the adaptation;
+    * ``fvp_setup``: linearising the post-adaptation policy map for the Fisher-vector products;
+    * ``conjugate_gradient``: setup plus ``cg_iters`` Fisher-vector products (the CG solve);
+    * ``fvp_each``: (``conjugate_gradient`` - ``fvp_setup``) / ``cg_iters``;
+    * ``line_search_candidate``: one candidate's loss and KL (the adaptation recomputed at it);
+    * ``outer_update``: the whole TRPO step; ``line_search`` = outer_update - meta_gradient -
+      conjugate_gradient (the candidates the line search tried, plus bookkeeping).
+    """
+    from jax.flatten_util import ravel_pytree
+
+    from jmeta.rl.trpo import conjugate_gradient, gauss_newton_fvp
+
+    config.validate()
+    _, _, algo = build(config)
+    state = algo.init(jax.random.key(0))
+    key = jax.random.key(1)
+    outer_batches, batches, post, _ = jax.jit(algo.collect_meta_batch)(state, key)
+    meta = algo.meta_params(state)
+    params, inner_lr = algo.unpack(meta, state)
+    loss = lambda m: algo.outer_loss(*algo.unpack(m, state), outer_batches, post)  # noqa: E731
+    dists = lambda m: algo.post_dists(*algo.unpack(m, state), outer_batches, post)  # noqa: E731
+    flat, _ = ravel_pytree(meta)
+    direction = jnp.full_like(flat, 1e-3)
+    old = jax.lax.stop_gradient(dists(meta))
+
+    def setup_only(m, v):
+        return gauss_newton_fvp(dists, m, post.traj.mask)(v * 0.0)  # one product on a zero vector
+
+    def solve(m, v):
+        return conjugate_gradient(gauss_newton_fvp(dists, m, post.traj.mask), v, algo.config.cg_iters)[0]
+
+    def candidate(m):
+        p, lr = algo.unpack(m, state)
+        return loss(m), algo.post_kl(p, old, lr, outer_batches, post)
+
+    split = {
+        "sampling_and_inner": _timed(algo.collect_meta_batch, state, key, iters=iters),
+        "inner_steps": _timed(jax.vmap(algo.adapt, in_axes=(None, None, 0)), params, inner_lr, batches,
+                              iters=iters),
+        "meta_gradient": _timed(jax.value_and_grad(loss), meta, iters=iters),
+        "fvp_setup": _timed(setup_only, meta, direction, iters=iters),
+        "conjugate_gradient": _timed(solve, meta, direction, iters=iters),
+        "line_search_candidate": _timed(candidate, meta, iters=iters),
+        "outer_update": _timed(algo.outer_update, state, outer_batches, post, iters=iters),
+        "meta_step": _timed(algo.meta_step, state, key, iters=iters),
+    }
+    split["fvp_each"] = (split["conjugate_gradient"] - split["fvp_setup"]) / algo.config.cg_iters
+    split["line_search"] = split["outer_update"] - split["meta_gradient"] - split["conjugate_gradient"]
+    return {"meta_batch_size": config.meta_batch_size, "split_s": {k: round(v, 4) for k, v in split.items()}}
+
+
 def parse_overrides(config_cls: type, items: list[str]) -> dict:
     """``["field=value", ...]`` -> typed overrides of ``config_cls``'s fields."""
     hints = typing.get_type_hints(config_cls)
@@ -91,6 +160,9 @@ def main() -> None:
     parser.add_argument("--preset", action="store_true", help="start from the (algo, env) preset")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="algorithm config overrides")
     parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--split", action="store_true",
+                        help="also time the parts of a TRPO meta-iteration (sampling, inner steps, meta-gradient, "
+                             "Fisher-vector products, line search) for gradient-based learners")
     parser.add_argument("--out", default=None, help="JSON output path")
     args = parser.parse_args()
     cls = algorithm_class(args.algo)
@@ -106,6 +178,8 @@ def main() -> None:
     for n in args.meta_batch_sizes:
         config = dataclasses.replace(base, env_variant=args.env_variant, meta_batch_size=n, algo_config=algo_config)
         results.append(bench_one(config, args.iters))
+        if args.split:
+            results[-1].update(time_split(config, args.iters))
         print(results[-1], file=sys.stderr, flush=True)
         save()
     save(quiet=False)

@@ -80,6 +80,58 @@ def test_c_path_matches_plain_mujoco(xml, contact):
         assert np.abs(got_cfrc).sum() > 1.0  # real contact forces, not zeros
 
 
+def test_float64_bits_encodes_every_float32_class_exactly():
+    """The C path's carried state: float32 -> float64 bits in pure JAX equals numpy's conversion for
+    normals, subnormals, signed zeros, infinities, NaN and random bit patterns."""
+    special = np.array([0.0, -0.0, 1.0, -1.5, 0.1, 3.4028235e38, 1.1754944e-38, 1e-45, -1e-45, 5.877472e-39,
+                        np.inf, -np.inf, np.nan], np.float32)
+    rng = np.random.default_rng(0)
+    random = rng.integers(0, 2**32, 4096, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    values = np.concatenate([special, random])
+    got = np.asarray(jax.jit(phys.float64_bits)(jnp.asarray(values)))
+    with np.errstate(invalid="ignore"):  # signalling NaNs among the random patterns
+        want = values.astype("<f8").view("<u4").reshape(-1, 2)
+    finite = ~np.isnan(values)
+    np.testing.assert_array_equal(got[finite], want[finite])
+    assert np.all(np.isnan(got[~finite].copy().view("<f8")))
+
+
+@pytest.mark.parametrize(("name", "batch_engine"), [("cheetah_vel", True), ("cheetah_vel", False),
+                                                   ("ant_goal_ring", False)])
+def test_c_path_state_is_float64_mujoco_step_for_step(name, batch_engine):
+    """A free-running env rollout on the C path carries MuJoCo's float64 state exactly: after each of
+    200 env steps under fixed random actions, the carried state (qpos, qvel, warm start) equals plain
+    float64 ``mj_step`` from the same start bit for bit, and the float32 views are its rounding. Both
+    host engines: ``mujoco.batch`` and the thread pool (contact forces, older MuJoCo)."""
+    env, dist = jmeta.make(name, physics="mujoco", horizon=1000)
+    physics = env.physics
+    if batch_engine and phys._batch_module() is None:
+        pytest.skip("mujoco.batch needs MuJoCo >= 4.0")
+    physics._host.uses_batch = batch_engine
+    task = dist.sample(jax.random.key(0))
+    _, state = jax.jit(env.reset)(jax.random.key(1), task)
+    actions = np.random.default_rng(2).uniform(-1, 1, (200, physics.nu)).astype(np.float32)
+
+    def body(s, a):
+        out = env.step(jax.random.key(0), s, a, task)
+        return out.state, (out.state.exact, out.state.qpos)
+
+    _, (exact, qpos32) = jax.jit(lambda s, a: jax.lax.scan(body, s, a))(state, jnp.asarray(actions))
+    exact = np.asarray(exact).view("<f8")[..., 0]  # [200, nexact]: qpos, qvel, ..., warm start
+
+    model, data = physics.model, mujoco.MjData(physics.model)
+    start = np.asarray(state.exact).view("<f8")[:, 0]
+    data.qpos[:], data.qvel[:] = start[: physics.nq], start[physics.nq : physics.nq + physics.nv]
+    mujoco.mj_forward(model, data)  # a reset as the reference envs do it (set_state)
+    reference = np.empty(physics.nexact)
+    for t, action in enumerate(actions):
+        data.ctrl[:] = action
+        mujoco.mj_step(model, data, nstep=physics.frame_skip)
+        mujoco.mj_getState(model, data, reference, phys.MujocoPhysics.STATE_SPEC)
+        np.testing.assert_array_equal(exact[t], reference, err_msg=f"step {t}")
+    np.testing.assert_array_equal(np.asarray(qpos32), exact[:, : physics.nq].astype(np.float32))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("xml", "contact", "steps"), [("half_cheetah.xml", False, 5), ("ant.xml", True, 2)])
 def test_mjx_path_matches_c_path_over_first_steps(xml, contact, steps):
@@ -129,7 +181,8 @@ def _gym_rollout(env_id, xml, qpos, qvel, actions):
 
 def _jmeta_rollout(env, task, qpos, qvel, actions):
     view = env.physics.reset_view(jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32))
-    state = LocomotionState(view.qpos, view.qvel, view.xpos, view.xmat, view.cfrc_ext, jnp.zeros((), jnp.int32))
+    state = LocomotionState(view.qpos, view.qvel, view.xpos, view.xmat, view.cfrc_ext, jnp.zeros((), jnp.int32),
+                            view.exact)
     step = jax.jit(env.step)
     records = []
     for action in actions:
@@ -189,6 +242,7 @@ def _state(nq, nv, nbody=8, qpos=None, xpos_torso=None, cfrc=None, ncfrc=0):
     return LocomotionState(
         qpos=jnp.asarray(qpos_arr), qvel=jnp.zeros(nv), xpos=jnp.asarray(xpos),
         xmat=jnp.zeros((nbody, 9)), cfrc_ext=jnp.asarray(cfrc_arr), time=jnp.zeros((), jnp.int32),
+        exact=jnp.zeros((0, 2), jnp.uint32),
     )
 
 

@@ -63,7 +63,8 @@ def _state(env, qpos, qvel=None, cfrc=None, poses=True):
     else:
         xpos, xmat = jnp.zeros((0, 3), jnp.float32), jnp.zeros((0, 9), jnp.float32)
     cfrc = jnp.zeros((p.ncfrc, 6), jnp.float32) if cfrc is None else jnp.asarray(cfrc, jnp.float32)
-    return MaesnState(qpos=qpos, qvel=qvel, xpos=xpos, xmat=xmat, cfrc_ext=cfrc, time=jnp.zeros((), jnp.int32))
+    return MaesnState(qpos=qpos, qvel=qvel, xpos=xpos, xmat=xmat, cfrc_ext=cfrc, time=jnp.zeros((), jnp.int32),
+                      exact=p.exact_state(qpos, qvel))
 
 
 @functools.cache
@@ -380,7 +381,10 @@ def test_c_path_matches_plain_mujoco_and_maesn_rewards(name):
     task_blocks = np.asarray(getattr(tasks, "block", np.zeros(batch, int)))
     ref = _reference(name, model, qpos, qvel, actions, goals, task_blocks)
     step = _vstep(name)
-    states = states.replace(qpos=jnp.asarray(qpos, jnp.float32), qvel=jnp.asarray(qvel, jnp.float32))
+    carried = np.zeros((batch, env.physics.nexact), "<f8")  # the float64 start, warm start 0
+    carried[:, : model.nq + model.nv] = np.concatenate([qpos, qvel], axis=1)
+    states = states.replace(qpos=jnp.asarray(qpos, jnp.float32), qvel=jnp.asarray(qvel, jnp.float32),
+                            exact=jnp.asarray(carried.view("<u4").reshape(batch, -1, 2)))
     got = {k: [] for k in ("qpos", "obs", "cfrc", "reward")}
     keys = jax.random.split(jax.random.key(3), batch)
     for t in range(steps):

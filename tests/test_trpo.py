@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jmeta.rl.trpo import conjugate_gradient, trpo_step
+from jmeta.rl.trpo import _conjugate_gradient, conjugate_gradient, trpo_step
 
 
 def _spd(n, seed, cond=10.0):
@@ -32,6 +32,17 @@ def test_cg_solves_spd_system(seed):
     x2, rr2 = conjugate_gradient(lambda v: A32 @ v, b32, 2)
     assert np.linalg.norm(np.asarray(x2) - want) / np.linalg.norm(want) > 1e-2
     assert float(rr2) > 1e-4
+
+
+@pytest.mark.parametrize("iters", [2, 10])
+def test_cg_residual_gives_the_step_curvature_without_another_product(iters):
+    """trpo_step takes s^T A s as s^T (b - r) from CG's residual instead of one more Fisher-vector
+    product: equal to the explicit product whether or not CG has converged."""
+    A = jnp.asarray(_spd(12, 3, cond=50.0), jnp.float32)
+    b = jnp.asarray(np.random.default_rng(4).normal(size=12), jnp.float32)
+    x, r, _ = _conjugate_gradient(lambda v: A @ v, b, iters)
+    np.testing.assert_allclose(np.asarray(r), np.asarray(b - A @ x), atol=1e-4)
+    np.testing.assert_allclose(float(jnp.vdot(x, b - r)), float(x @ A @ x), rtol=1e-4)
 
 
 def test_cg_stops_when_residual_is_zero():

@@ -39,6 +39,14 @@ def conjugate_gradient(
     Runs at most ``iters`` iterations (static) and stops updating once the squared residual is
     below ``residual_tol``. Returns ``(x, squared_residual)``.
     """
+    x, residual, rr = _conjugate_gradient(matvec, b, iters, residual_tol)
+    return x, rr
+
+
+def _conjugate_gradient(
+    matvec: Callable[[jax.Array], jax.Array], b: jax.Array, iters: int, residual_tol: float = 1e-10
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """:func:`conjugate_gradient` that also returns the final residual vector ``r = b - A x``."""
 
     def body(_, carry):
         x, r, p, rr = carry
@@ -54,8 +62,8 @@ def conjugate_gradient(
 
     x0 = jnp.zeros_like(b)
     init = (x0, b, b, jnp.vdot(b, b))
-    x, _, _, rr = jax.lax.fori_loop(0, iters, body, init)
-    return x, rr
+    x, r, _, rr = jax.lax.fori_loop(0, iters, body, init)
+    return x, r, rr
 
 
 def trpo_step(
@@ -91,8 +99,9 @@ def trpo_step(
     def fisher_vector(v: jax.Array) -> jax.Array:
         return fisher_vector_fn(v) + cg_damping * v
 
-    direction, residual = conjugate_gradient(fisher_vector, -grad, cg_iters)
-    shs = 0.5 * jnp.vdot(direction, fisher_vector(direction))
+    direction, cg_r, residual = _conjugate_gradient(fisher_vector, -grad, cg_iters)
+    # s^T A s without another product: CG keeps r = b - A s, so s^T A s = s^T (b - r), b = -grad.
+    shs = 0.5 * jnp.vdot(direction, -grad - cg_r)
     full_step = direction * jnp.sqrt(max_kl / jnp.maximum(shs, 1e-12))
 
     def evaluate(fraction):

@@ -223,7 +223,7 @@ class Locomotion:
         view = self.physics.reset_view(qpos, qvel)
         state = LocomotionState(
             qpos=view.qpos, qvel=view.qvel, xpos=view.xpos, xmat=view.xmat,
-            cfrc_ext=view.cfrc_ext, time=jnp.zeros((), jnp.int32),
+            cfrc_ext=view.cfrc_ext, time=jnp.zeros((), jnp.int32), exact=view.exact,
         )
         return self.observation(state), state
 
@@ -232,10 +232,10 @@ class Locomotion:
     ) -> StepOut:
         del key  # deterministic physics
         action = action.astype(jnp.float32)
-        out = self.physics.step(state.qpos, state.qvel, action)
+        out = self.physics.step(state.qpos, state.qvel, action, state.exact)
         new_state = LocomotionState(
             qpos=out.qpos, qvel=out.qvel, xpos=out.xpos, xmat=out.xmat,
-            cfrc_ext=out.cfrc_ext, time=state.time + 1,
+            cfrc_ext=out.cfrc_ext, time=state.time + 1, exact=out.exact,
         )
         reward, info = self.reward(state, new_state, action, task)
         terminated = self.terminated(new_state)

@@ -100,7 +100,7 @@ class PushTask:
 
 
 #: The physics state after the last step and the step counter: the shared MuJoCo state pytree
-#: (qpos float32[nq], qvel float32[nv], time int32). xpos float32[nbody, 3] / xmat float32[nbody, 9]
+#: (qpos float32[nq], qvel float32[nv], time int32, exact: the C path's float64 state bits). xpos float32[nbody, 3] / xmat float32[nbody, 9]
 #: are kept only by envs that read them (the ant), else float32[0, 3] / [0, 9]; cfrc_ext
 #: float32[nbody, 6] (the ant) or float32[0, 6].
 MaesnState = MujocoState
@@ -301,13 +301,14 @@ class _MaesnEnv(abc.ABC):
             xpos, xmat = out.xpos, out.xmat
         else:
             xpos, xmat = jnp.zeros((0, 3), jnp.float32), jnp.zeros((0, 9), jnp.float32)
-        return MaesnState(qpos=out.qpos, qvel=out.qvel, xpos=xpos, xmat=xmat, cfrc_ext=out.cfrc_ext, time=time)
+        return MaesnState(qpos=out.qpos, qvel=out.qvel, xpos=xpos, xmat=xmat, cfrc_ext=out.cfrc_ext, time=time,
+                          exact=out.exact)
 
     def step(self, key: jax.Array, state: MaesnState, action: jax.Array, task) -> StepOut:
         """One env step under ``action`` (float32[nu]); reward, termination and obs of the new state."""
         del key  # deterministic physics
         action = action.astype(jnp.float32)
-        new_state = self._state(self.physics.step(state.qpos, state.qvel, action), state.time + 1)
+        new_state = self._state(self.physics.step(state.qpos, state.qvel, action, state.exact), state.time + 1)
         reward, info = self.reward(new_state, action, task)
         return StepOut(
             obs=self.observation(new_state),

@@ -1,7 +1,7 @@
 """Two interchangeable physics paths for the MuJoCo environments.
 
-An environment owns a :class:`Physics` and only ever calls ``physics.step(qpos, qvel, ctrl)``
-(one env step = ``frame_skip`` physics substeps) and ``physics.reset_view(qpos)``. Observation,
+An environment owns a :class:`Physics` and only ever calls ``physics.step(qpos, qvel, ctrl, exact)``
+(one env step = ``frame_skip`` physics substeps) and ``physics.reset_view(qpos, qvel)``. Observation,
 reward and termination code is JAX on top of the returned :class:`PhysicsOut`, so both paths give
 the same task:
 
@@ -9,7 +9,7 @@ the same task:
   accelerator. Solver settings may be overridden for speed (:class:`SolverSettings`).
 * ``"mujoco"`` (:class:`MujocoPhysics`): MuJoCo's C engine, called from inside the jitted program
   through one ``jax.pure_callback`` per env step over the whole batch (every vmapped axis is
-  flattened into one batch), multi-threaded with ``mujoco.rollout``. The fast path on CPU.
+  flattened into one batch), multi-threaded. The fast path on CPU.
 * ``"auto"``: ``"mujoco"`` when JAX's default backend is the CPU, else ``"mjx"``.
 
 What MuJoCo's ``mjData`` holds after a step is part of the published task definitions (gym-style
@@ -22,6 +22,14 @@ state.
 
 The C path carries no gradient: actions enter the callback through ``stop_gradient``
 (policy-gradient methods need none).
+
+**Exact state on the C path.** MuJoCo integrates in float64, and JAX (without x64) holds float32.
+So that nothing is lost between env steps, the C path also returns ``PhysicsOut.exact``: its whole
+float64 state (qpos, qvel, actuator state and the constraint solver's warm start) as uint32 pairs
+[nexact, 2] (little-endian words), which the env carries and hands back to the next step. A
+free-running rollout then equals float64 MuJoCo step for step; qpos and qvel (float32, rounded
+from the exact values) are views for observations, rewards and termination. The MJX path
+computes in float32 and carries an empty ``exact`` [0, 2].
 """
 
 from __future__ import annotations
@@ -82,6 +90,8 @@ class PhysicsOut:
     xmat: float32[nbody, 9], body orientations (row-major rotation matrices), likewise.
     cfrc_ext: float32[nbody, 6], contact wrenches (torque, force) per body after
       ``mj_rnePostConstraint``; shape [0, 6] when the physics was built without contact forces.
+    exact: uint32[nexact, 2], the float64 state the C path carries (see the module docstring),
+      or uint32[0, 2] where the physics is float32 (MJX).
     """
 
     qpos: jax.Array
@@ -89,6 +99,7 @@ class PhysicsOut:
     xpos: jax.Array
     xmat: jax.Array
     cfrc_ext: jax.Array
+    exact: jax.Array
 
 
 class Physics(abc.ABC):
@@ -110,6 +121,16 @@ class Physics(abc.ABC):
     @property
     def ncfrc(self) -> int:
         return self.nbody if self.contact_forces else 0
+
+    @property
+    def nexact(self) -> int:
+        """Rows of ``PhysicsOut.exact``: the size of the float64 state the path carries (0: none)."""
+        return 0
+
+    def exact_state(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
+        """uint32[nexact, 2]: the carried state after a reset at (qpos, qvel); empty where none is carried."""
+        del qpos, qvel
+        return jnp.zeros((0, 2), jnp.uint32)
 
     def body_poses(self, qpos: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Forward kinematics in JAX (``mj_kinematics``): float32[nq] -> (xpos float32[nbody, 3],
@@ -145,11 +166,43 @@ class Physics(abc.ABC):
             xpos=xpos,
             xmat=xmat,
             cfrc_ext=jnp.zeros((self.ncfrc, 6), jnp.float32),
+            exact=self.exact_state(qpos, qvel),
         )
 
     @abc.abstractmethod
-    def step(self, qpos: jax.Array, qvel: jax.Array, ctrl: jax.Array) -> PhysicsOut:
-        """One env step of ``frame_skip`` substeps with ``ctrl`` held (float32[nu])."""
+    def step(self, qpos: jax.Array, qvel: jax.Array, ctrl: jax.Array, exact: jax.Array | None = None) -> PhysicsOut:
+        """One env step of ``frame_skip`` substeps with ``ctrl`` held (float32[nu]).
+
+        ``exact`` (uint32[nexact, 2], the previous ``PhysicsOut.exact``) is the state the step
+        starts from where the path carries one; None or an empty array starts from qpos, qvel.
+        """
+
+
+def float64_bits(x: jax.Array) -> jax.Array:
+    """float32[...] -> uint32[..., 2]: the IEEE-754 float64 encoding of each value (which is exact),
+    as (low word, high word), i.e. what ``numpy.asarray(x, '<f8').view('<u4')`` gives.
+
+    Pure JAX without x64: normals re-bias the exponent (127 -> 1023) and shift the mantissa by 29
+    bits; float32 subnormals become float64 normals; zeros, infinities and NaNs keep their class.
+    """
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+    sign = bits >> 31
+    exponent = (bits >> 23) & 0xFF
+    mantissa = bits & 0x7FFFFF
+    # subnormal: value = mantissa * 2^-149 = 2^(top - 149) * 1.f, top = index of the leading one
+    top = 31 - jax.lax.clz(jnp.maximum(mantissa, 1)).astype(jnp.int32)
+    sub_mantissa = (mantissa << (23 - top).astype(jnp.uint32)) & 0x7FFFFF
+    sub_exponent = (top - 149 + 1023).astype(jnp.uint32)
+    is_sub = (exponent == 0) & (mantissa != 0)
+    is_zero = (exponent == 0) & (mantissa == 0)
+    is_special = exponent == 0xFF
+    exp64 = jnp.where(is_special, jnp.uint32(2047), exponent + jnp.uint32(1023 - 127))
+    exp64 = jnp.where(is_sub, sub_exponent, exp64)
+    exp64 = jnp.where(is_zero, jnp.uint32(0), exp64)
+    man = jnp.where(is_sub, sub_mantissa, mantissa)  # 23 bits, the top of float64's 52
+    high = (sign << 31) | (exp64 << 20) | (man >> 3)
+    low = (man & 0x7) << 29
+    return jnp.stack([low, high], axis=-1).astype(jnp.uint32)
 
 
 def _mjx():
@@ -180,7 +233,8 @@ class MjxPhysics(Physics):
             model_copy.opt.ls_iterations = solver.ls_iterations
         self.mjx_model = _mjx().put_model(model_copy)
 
-    def step(self, qpos: jax.Array, qvel: jax.Array, ctrl: jax.Array) -> PhysicsOut:
+    def step(self, qpos: jax.Array, qvel: jax.Array, ctrl: jax.Array, exact: jax.Array | None = None) -> PhysicsOut:
+        del exact  # float32 throughout: nothing beyond qpos, qvel to carry
         mjx = _mjx()
         data = mjx.make_data(self.mjx_model).replace(qpos=qpos, qvel=qvel, ctrl=ctrl)
 
@@ -200,6 +254,7 @@ class MjxPhysics(Physics):
             xpos=data.xpos.astype(jnp.float32),
             xmat=data.xmat.reshape(self.nbody, 9).astype(jnp.float32),
             cfrc_ext=cfrc.astype(jnp.float32),
+            exact=jnp.zeros((0, 2), jnp.uint32),
         )
 
 
@@ -213,16 +268,19 @@ def _mjx_cfrc_ext(data) -> jax.Array:
 class MujocoPhysics(Physics):
     """MuJoCo's C engine stepping the whole batch from inside jit (one host callback per step).
 
-    The callback flattens every vmapped axis into one batch and steps it on ``nthread`` threads:
-    ``mujoco.rollout`` for the first ``frame_skip - 1`` substeps; the last substep runs per env
-    (``mj_step`` then, with contact forces, ``mj_rnePostConstraint``) only when the env reads
-    quantities from inside the step (contact forces, or body positions under RK4, whose last
-    forward evaluation is an intermediate stage). Otherwise ``mujoco.rollout`` runs all substeps
-    and body positions are recomputed in JAX from the state before the last substep, which is
-    what ``mjData.xpos`` holds after an Euler step.
+    The callback flattens every vmapped axis into one batch and, per env, restores the carried
+    float64 state (qpos, qvel, the solver's warm start and any actuator state; MuJoCo's
+    ``mjSTATE_PHYSICS | mjSTATE_WARMSTART``), steps ``frame_skip`` substeps of ``mj_step`` and
+    reads back the new state and what ``mjData`` shows after the step (body poses, and contact
+    forces after ``mj_rnePostConstraint`` when the env uses them), on ``nthread`` threads (see
+    :class:`_HostEngine`). The warm start is part of the state because MuJoCo's constraint solver
+    starts from it: dropping it at env-step boundaries changes results at the last bit, which the
+    dynamics amplify to order one within 200 steps.
     """
 
     name = "mujoco"
+    #: The float64 state carried between env steps (layout: qpos, qvel, act, ..., warm start).
+    STATE_SPEC = mujoco.mjtState.mjSTATE_PHYSICS | mujoco.mjtState.mjSTATE_WARMSTART
 
     def __init__(
         self,
@@ -234,43 +292,60 @@ class MujocoPhysics(Physics):
     ):
         super().__init__(model, frame_skip, contact_forces, fresh_view)
         self.nthread = nthread or max(1, os.cpu_count() or 1)
-        rk4 = model.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4
-        self.per_env_last_substep = contact_forces or (rk4 and not fresh_view)
-        self._state_size = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS)
-        self._qpos_at = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME)
-        self._qvel_at = self._qpos_at + model.nq
+        self._state_size = mujoco.mj_stateSize(model, self.STATE_SPEC)
         self._host = _HostEngine(self)
 
-    def step(self, qpos: jax.Array, qvel: jax.Array, ctrl: jax.Array) -> PhysicsOut:
+    @property
+    def nexact(self) -> int:
+        return self._state_size
+
+    def exact_state(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
+        """The carried state at (qpos, qvel) after a reset: their float64 bits, and zeros for the
+        warm start and actuator state (what ``mj_resetData`` leaves)."""
+        bits = float64_bits(jnp.concatenate([qpos, qvel]).astype(jnp.float32))
+        return jnp.concatenate([bits, jnp.zeros((self._state_size - bits.shape[0], 2), jnp.uint32)])
+
+    def step(self, qpos: jax.Array, qvel: jax.Array, ctrl: jax.Array, exact: jax.Array | None = None) -> PhysicsOut:
         qpos, qvel, ctrl = (jax.lax.stop_gradient(x.astype(jnp.float32)) for x in (qpos, qvel, ctrl))
+        if exact is None or exact.shape[-2] == 0:
+            exact = self.exact_state(qpos, qvel)
         f32 = jnp.float32
-        if self.per_env_last_substep:
-            shapes = (
-                jax.ShapeDtypeStruct((self.nq,), f32),
-                jax.ShapeDtypeStruct((self.nv,), f32),
-                jax.ShapeDtypeStruct((self.nbody, 3), f32),
-                jax.ShapeDtypeStruct((self.nbody, 9), f32),
-                jax.ShapeDtypeStruct((self.ncfrc, 6), f32),
-            )
-            new_qpos, new_qvel, xpos, xmat, cfrc = jax.pure_callback(
-                self._host.step_per_env_last, shapes, qpos, qvel, ctrl, vmap_method="broadcast_all"
-            )
-        else:
-            shapes = (
-                jax.ShapeDtypeStruct((self.nq,), f32),
-                jax.ShapeDtypeStruct((self.nv,), f32),
-                jax.ShapeDtypeStruct((self.nq,), f32),
-            )
-            new_qpos, new_qvel, qpos_before_last = jax.pure_callback(
-                self._host.step_rollout, shapes, qpos, qvel, ctrl, vmap_method="broadcast_all"
-            )
-            xpos, xmat = self.body_poses(new_qpos if self.fresh_view else qpos_before_last)
-            cfrc = jnp.zeros((0, 6), f32)
-        return PhysicsOut(qpos=new_qpos, qvel=new_qvel, xpos=xpos, xmat=xmat, cfrc_ext=cfrc)
+        shapes = (
+            jax.ShapeDtypeStruct((self.nq,), f32),
+            jax.ShapeDtypeStruct((self.nv,), f32),
+            jax.ShapeDtypeStruct((self.nexact, 2), jnp.uint32),
+            jax.ShapeDtypeStruct((self.nbody, 3), f32),
+            jax.ShapeDtypeStruct((self.nbody, 9), f32),
+            jax.ShapeDtypeStruct((self.ncfrc, 6), f32),
+        )
+        new_qpos, new_qvel, new_exact, xpos, xmat, cfrc = jax.pure_callback(
+            self._host.step, shapes, exact, ctrl, vmap_method="broadcast_all"
+        )
+        return PhysicsOut(qpos=new_qpos, qvel=new_qvel, xpos=xpos, xmat=xmat, cfrc_ext=cfrc, exact=new_exact)
+
+
+def _batch_module():
+    """``mujoco.batch`` (MuJoCo >= 4.0: many simulations of one model stepped on a C++ thread pool),
+    or None on older MuJoCo."""
+    try:
+        from mujoco import batch
+    except ImportError:
+        return None
+    return batch
 
 
 class _HostEngine:
-    """Host side of :class:`MujocoPhysics`: thread pool, per-thread mjData, numpy buffers.
+    """Host side of :class:`MujocoPhysics`.
+
+    Two ways to step the flattened batch, both bit-identical to a loop of ``mj_step`` over one
+    ``mjData`` per env (the C path's tests check it):
+
+    * ``mujoco.batch.Batch`` (MuJoCo >= 4.0), one per batch size: the carried state is written into
+      its state rows, one call steps every env on MuJoCo's own thread pool and the body poses are
+      read from its bound outputs. Used unless the env needs contact forces.
+    * a Python thread pool over per-thread ``mjData`` (``mj_setState``, ``mj_step``, then
+      ``mj_rnePostConstraint`` for the contact forces, ``mj_getState``): for contact forces, which
+      ``Batch`` does not compute after a step, and on older MuJoCo.
 
     Created lazily per process (thread pools do not survive pickling or fork).
     """
@@ -278,111 +353,111 @@ class _HostEngine:
     def __init__(self, physics: MujocoPhysics):
         self.p = physics
         self._lock = threading.Lock()
-        self._rollout = None
         self._pool: ThreadPoolExecutor | None = None
         self._datas: list[mujoco.MjData] = []
+        self._batches: dict[int, tuple] = {}
         self._pid = None
+        self.uses_batch = not physics.contact_forces and _batch_module() is not None
 
     def _ensure(self) -> None:
-        if self._rollout is not None and self._pid == os.getpid():
+        if self._pid == os.getpid():
             return
-        from mujoco import rollout
-
-        self._rollout = rollout.Rollout(nthread=self.p.nthread)
-        self._datas = [mujoco.MjData(self.p.model) for _ in range(self.p.nthread)]
-        self._pool = ThreadPoolExecutor(self.p.nthread, thread_name_prefix="jmeta-mujoco")
+        self._batches = {}
+        if not self.uses_batch:
+            self._datas = [mujoco.MjData(self.p.model) for _ in range(self.p.nthread)]
+            self._pool = ThreadPoolExecutor(self.p.nthread, thread_name_prefix="jmeta-mujoco")
         self._pid = os.getpid()
 
-    def _initial_states(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+    def step(self, exact, ctrl):
+        """exact uint32[..., nexact, 2], ctrl float32[..., nu] -> (qpos f32, qvel f32, exact' uint32,
+        xpos f32[..., nbody, 3], xmat f32[..., nbody, 9], cfrc_ext f32[..., ncfrc, 6])."""
         p = self.p
-        state = np.zeros((qpos.shape[0], p._state_size), np.float64)
-        state[:, p._qpos_at : p._qpos_at + p.nq] = qpos
-        state[:, p._qvel_at : p._qvel_at + p.nv] = qvel
-        return state
-
-    def _run_rollout(self, state0: np.ndarray, ctrl: np.ndarray, nstep: int) -> np.ndarray:
-        """[B, nstate] states and [B, nu] controls -> [B, nstep, nstate] states."""
-        control = np.ascontiguousarray(np.broadcast_to(ctrl[:, None, :], (ctrl.shape[0], nstep, ctrl.shape[1])))
-        out = np.empty((state0.shape[0], nstep, self.p._state_size), np.float64)
-        self._rollout.rollout(
-            self.p.model, self._datas, state0, control, nstep=nstep, state=out
-        )
-        return out
-
-    def step_rollout(self, qpos, qvel, ctrl):
-        """All substeps in ``mujoco.rollout``. Returns (qpos', qvel', qpos before the last substep)."""
-        p = self.p
-        batch_shape = np.shape(qpos)[:-1]
-        qpos2, qvel2, ctrl2 = _flatten(qpos, p.nq), _flatten(qvel, p.nv), _flatten(ctrl, p.nu)
+        batch_shape = np.shape(ctrl)[:-1]
+        state = np.ascontiguousarray(np.reshape(exact, (-1, p.nexact, 2)), "<u4").view("<f8")[..., 0]
+        controls = np.asarray(ctrl, np.float64).reshape(-1, p.nu)
         with self._lock:
             self._ensure()
-            state0 = self._initial_states(qpos2, qvel2)
-            states = self._run_rollout(state0, ctrl2, p.frame_skip)
-        final = states[:, -1]
-        before_last = states[:, -2] if p.frame_skip > 1 else state0
+            if self.uses_batch:
+                out_state, xpos, xmat, cfrc = self._step_batch(state, controls)
+            else:
+                out_state, xpos, xmat, cfrc = self._step_threads(state, controls)
         return (
-            _unflatten(final[:, p._qpos_at : p._qpos_at + p.nq], batch_shape),
-            _unflatten(final[:, p._qvel_at : p._qvel_at + p.nv], batch_shape),
-            _unflatten(before_last[:, p._qpos_at : p._qpos_at + p.nq], batch_shape),
+            out_state[:, : p.nq].astype(np.float32).reshape(*batch_shape, p.nq),
+            out_state[:, p.nq : p.nq + p.nv].astype(np.float32).reshape(*batch_shape, p.nv),
+            out_state.view("<u4").reshape(*batch_shape, p.nexact, 2),
+            xpos.reshape(*batch_shape, p.nbody, 3),
+            xmat.reshape(*batch_shape, p.nbody, 9),
+            cfrc.reshape(*batch_shape, p.ncfrc, 6),
         )
 
-    def step_per_env_last(self, qpos, qvel, ctrl):
-        """First substeps in ``mujoco.rollout``, the last one per env so mjData can be read."""
+    def _batch_for(self, size: int) -> tuple:
+        """The cached ``Batch`` of ``size`` simulations, the columns of its state rows that hold the
+        carried state, and its bound ctrl / xpos / xmat arrays."""
+        if size not in self._batches:
+            p = self.p
+            sim = _batch_module().Batch(p.model, nsim=size, nthread=p.nthread)
+            columns = _state_columns(p.model, int(p.STATE_SPEC), int(mujoco.mjtState.mjSTATE_INTEGRATION))
+            self._batches[size] = (sim, columns, sim.bind("ctrl"), sim.bind("xpos"), sim.bind("xmat"))
+        return self._batches[size]
+
+    def _step_batch(self, state: np.ndarray, controls: np.ndarray):
         p = self.p
-        batch_shape = np.shape(qpos)[:-1]
-        qpos2, qvel2, ctrl2 = _flatten(qpos, p.nq), _flatten(qvel, p.nv), _flatten(ctrl, p.nu)
-        batch = qpos2.shape[0]
-        out_qpos = np.empty((batch, p.nq), np.float32)
-        out_qvel = np.empty((batch, p.nv), np.float32)
+        sim, columns, ctrl, xpos, xmat = self._batch_for(state.shape[0])
+        sim.state[:, columns] = state
+        ctrl[:] = controls
+        stage = mujoco.mjtStage.mjSTAGE_POS if p.fresh_view else mujoco.mjtStage.mjSTAGE_NONE
+        sim.step(nstep=p.frame_skip, stage=int(stage))
+        return (np.ascontiguousarray(sim.state[:, columns], "<f8"), xpos.astype(np.float32),
+                xmat.astype(np.float32), np.empty((state.shape[0], 0, 6), np.float32))
+
+    def _step_threads(self, state: np.ndarray, controls: np.ndarray):
+        p = self.p
+        batch = controls.shape[0]
+        out_state = np.empty((batch, p.nexact), "<f8")
         out_xpos = np.empty((batch, p.nbody, 3), np.float32)
         out_xmat = np.empty((batch, p.nbody, 9), np.float32)
         out_cfrc = np.empty((batch, p.ncfrc, 6), np.float32)
-        with self._lock:
-            self._ensure()
-            state = self._initial_states(qpos2, qvel2)
-            if p.frame_skip > 1:
-                state = self._run_rollout(state, ctrl2, p.frame_skip - 1)[:, -1]
-            spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        model, spec, substeps = p.model, p.STATE_SPEC, p.frame_skip
 
-            def last_substep(thread: int, lo: int, hi: int) -> None:
-                data = self._datas[thread]
-                for i in range(lo, hi):
-                    mujoco.mj_setState(p.model, data, state[i], spec)
-                    data.ctrl[:] = ctrl2[i]
-                    mujoco.mj_step(p.model, data)
-                    if p.fresh_view:
-                        mujoco.mj_forward(p.model, data)
-                    out_qpos[i] = data.qpos
-                    out_qvel[i] = data.qvel
-                    out_xpos[i] = data.xpos
-                    out_xmat[i] = data.xmat
-                    if p.contact_forces:
-                        mujoco.mj_rnePostConstraint(p.model, data)
-                        out_cfrc[i] = data.cfrc_ext
+        def run(thread: int, lo: int, hi: int) -> None:
+            data = self._datas[thread]
+            for i in range(lo, hi):
+                mujoco.mj_setState(model, data, state[i], spec)
+                data.ctrl[:] = controls[i]
+                mujoco.mj_step(model, data, substeps)
+                if p.fresh_view:
+                    mujoco.mj_forward(model, data)
+                if p.contact_forces:
+                    mujoco.mj_rnePostConstraint(model, data)
+                    out_cfrc[i] = data.cfrc_ext
+                out_xpos[i] = data.xpos
+                out_xmat[i] = data.xmat
+                mujoco.mj_getState(model, data, out_state[i], spec)
 
-            chunk = math.ceil(batch / p.nthread)
-            jobs = [
-                self._pool.submit(last_substep, t, t * chunk, min(batch, (t + 1) * chunk))
-                for t in range(p.nthread)
-                if t * chunk < batch
-            ]
-            for job in jobs:
-                job.result()
-        return (
-            out_qpos.reshape(*batch_shape, p.nq),
-            out_qvel.reshape(*batch_shape, p.nv),
-            out_xpos.reshape(*batch_shape, p.nbody, 3),
-            out_xmat.reshape(*batch_shape, p.nbody, 9),
-            out_cfrc.reshape(*batch_shape, p.ncfrc, 6),
-        )
+        chunk = math.ceil(batch / p.nthread)
+        jobs = [
+            self._pool.submit(run, t, t * chunk, min(batch, (t + 1) * chunk))
+            for t in range(p.nthread)
+            if t * chunk < batch
+        ]
+        for job in jobs:
+            job.result()
+        return out_state, out_xpos, out_xmat, out_cfrc
 
 
-def _flatten(x, width: int) -> np.ndarray:
-    return np.asarray(x, np.float64).reshape(-1, width)
-
-
-def _unflatten(x: np.ndarray, batch_shape: tuple[int, ...]) -> np.ndarray:
-    return np.ascontiguousarray(x, np.float32).reshape(*batch_shape, x.shape[-1])
+def _state_columns(model: mujoco.MjModel, spec: int, within: int) -> np.ndarray:
+    """Indices, in a state vector of ``within`` (an mjtState bit set), of the components in ``spec``
+    (a subset; MuJoCo orders components by bit)."""
+    columns, offset = [], 0
+    for bit in range(within.bit_length()):
+        flag = 1 << bit
+        if not within & flag:
+            continue
+        size = mujoco.mj_stateSize(model, flag)
+        if spec & flag:
+            columns.extend(range(offset, offset + size))
+        offset += size
+    return np.asarray(columns, np.int64)
 
 
 def make_physics(
