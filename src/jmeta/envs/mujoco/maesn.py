@@ -244,6 +244,7 @@ class _MaesnEnv(abc.ABC):
             self.CONTACT_FORCES,
             phys.SolverSettings(params.mjx_iterations or None, params.mjx_ls_iterations or None),
             fresh_view=True,
+            body_poses=self.READS_POSES,
         )
         model = self.physics.model
         self._init_qpos = jnp.asarray(phys.initial_qpos(model), jnp.float32)

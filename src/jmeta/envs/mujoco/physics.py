@@ -289,9 +289,11 @@ class MujocoPhysics(Physics):
         contact_forces: bool,
         nthread: int | None = None,
         fresh_view: bool = False,
+        body_poses: bool = True,
     ):
         super().__init__(model, frame_skip, contact_forces, fresh_view)
         self.nthread = nthread or max(1, os.cpu_count() or 1)
+        self.nposes = model.nbody if body_poses else 0  # rows of xpos / xmat returned (0: not read)
         self._state_size = mujoco.mj_stateSize(model, self.STATE_SPEC)
         self._host = _HostEngine(self)
 
@@ -314,8 +316,8 @@ class MujocoPhysics(Physics):
             jax.ShapeDtypeStruct((self.nq,), f32),
             jax.ShapeDtypeStruct((self.nv,), f32),
             jax.ShapeDtypeStruct((self.nexact, 2), jnp.uint32),
-            jax.ShapeDtypeStruct((self.nbody, 3), f32),
-            jax.ShapeDtypeStruct((self.nbody, 9), f32),
+            jax.ShapeDtypeStruct((self.nposes, 3), f32),
+            jax.ShapeDtypeStruct((self.nposes, 9), f32),
             jax.ShapeDtypeStruct((self.ncfrc, 6), f32),
         )
         new_qpos, new_qvel, new_exact, xpos, xmat, cfrc = jax.pure_callback(
@@ -372,9 +374,12 @@ class _HostEngine:
         """exact uint32[..., nexact, 2], ctrl float32[..., nu] -> (qpos f32, qvel f32, exact' uint32,
         xpos f32[..., nbody, 3], xmat f32[..., nbody, 9], cfrc_ext f32[..., ncfrc, 6])."""
         p = self.p
-        batch_shape = np.shape(ctrl)[:-1]
-        state = np.ascontiguousarray(np.reshape(exact, (-1, p.nexact, 2)), "<u4").view("<f8")[..., 0]
-        controls = np.asarray(ctrl, np.float64).reshape(-1, p.nu)
+        # numpy first: the arguments may arrive as jax.Arrays, and a JAX operation inside a callback
+        # can deadlock the runtime that waits for it
+        exact, ctrl = np.asarray(exact), np.asarray(ctrl)
+        batch_shape = ctrl.shape[:-1]
+        state = np.ascontiguousarray(exact.reshape(-1, p.nexact, 2), "<u4").view("<f8")[..., 0]
+        controls = ctrl.astype(np.float64).reshape(-1, p.nu)
         with self._lock:
             self._ensure()
             if self.uses_batch:
@@ -385,8 +390,8 @@ class _HostEngine:
             out_state[:, : p.nq].astype(np.float32).reshape(*batch_shape, p.nq),
             out_state[:, p.nq : p.nq + p.nv].astype(np.float32).reshape(*batch_shape, p.nv),
             out_state.view("<u4").reshape(*batch_shape, p.nexact, 2),
-            xpos.reshape(*batch_shape, p.nbody, 3),
-            xmat.reshape(*batch_shape, p.nbody, 9),
+            xpos.reshape(*batch_shape, p.nposes, 3),
+            xmat.reshape(*batch_shape, p.nposes, 9),
             cfrc.reshape(*batch_shape, p.ncfrc, 6),
         )
 
@@ -397,25 +402,30 @@ class _HostEngine:
             p = self.p
             sim = _batch_module().Batch(p.model, nsim=size, nthread=p.nthread)
             columns = _state_columns(p.model, int(p.STATE_SPEC), int(mujoco.mjtState.mjSTATE_INTEGRATION))
-            self._batches[size] = (sim, columns, sim.bind("ctrl"), sim.bind("xpos"), sim.bind("xmat"))
+            poses = (sim.bind("xpos"), sim.bind("xmat")) if p.nposes else None
+            self._batches[size] = (sim, columns, sim.bind("ctrl"), poses)
         return self._batches[size]
 
     def _step_batch(self, state: np.ndarray, controls: np.ndarray):
         p = self.p
-        sim, columns, ctrl, xpos, xmat = self._batch_for(state.shape[0])
+        size = state.shape[0]
+        sim, columns, ctrl, poses = self._batch_for(size)
         sim.state[:, columns] = state
         ctrl[:] = controls
-        stage = mujoco.mjtStage.mjSTAGE_POS if p.fresh_view else mujoco.mjtStage.mjSTAGE_NONE
-        sim.step(nstep=p.frame_skip, stage=int(stage))
-        return (np.ascontiguousarray(sim.state[:, columns], "<f8"), xpos.astype(np.float32),
-                xmat.astype(np.float32), np.empty((state.shape[0], 0, 6), np.float32))
+        fresh = p.fresh_view and poses is not None  # rllab's forward() after the step, only to read poses
+        sim.step(nstep=p.frame_skip, stage=int(mujoco.mjtStage.mjSTAGE_POS if fresh else mujoco.mjtStage.mjSTAGE_NONE))
+        if poses is None:
+            xpos, xmat = np.empty((size, 0, 3), np.float32), np.empty((size, 0, 9), np.float32)
+        else:
+            xpos, xmat = poses[0].astype(np.float32), poses[1].astype(np.float32)
+        return np.ascontiguousarray(sim.state[:, columns], "<f8"), xpos, xmat, np.empty((size, 0, 6), np.float32)
 
     def _step_threads(self, state: np.ndarray, controls: np.ndarray):
         p = self.p
         batch = controls.shape[0]
         out_state = np.empty((batch, p.nexact), "<f8")
-        out_xpos = np.empty((batch, p.nbody, 3), np.float32)
-        out_xmat = np.empty((batch, p.nbody, 9), np.float32)
+        out_xpos = np.empty((batch, p.nposes, 3), np.float32)
+        out_xmat = np.empty((batch, p.nposes, 9), np.float32)
         out_cfrc = np.empty((batch, p.ncfrc, 6), np.float32)
         model, spec, substeps = p.model, p.STATE_SPEC, p.frame_skip
 
@@ -425,13 +435,14 @@ class _HostEngine:
                 mujoco.mj_setState(model, data, state[i], spec)
                 data.ctrl[:] = controls[i]
                 mujoco.mj_step(model, data, substeps)
-                if p.fresh_view:
+                if p.fresh_view and (p.nposes or p.contact_forces):  # only what is read needs the view
                     mujoco.mj_forward(model, data)
                 if p.contact_forces:
                     mujoco.mj_rnePostConstraint(model, data)
                     out_cfrc[i] = data.cfrc_ext
-                out_xpos[i] = data.xpos
-                out_xmat[i] = data.xmat
+                if p.nposes:
+                    out_xpos[i] = data.xpos
+                    out_xmat[i] = data.xmat
                 mujoco.mj_getState(model, data, out_state[i], spec)
 
         chunk = math.ceil(batch / p.nthread)
@@ -467,13 +478,18 @@ def make_physics(
     contact_forces: bool,
     solver: SolverSettings = SolverSettings(),
     fresh_view: bool = False,
+    body_poses: bool = True,
 ) -> Physics:
-    """Builds the physics path named by ``physics`` ("auto" | "mjx" | "mujoco") for a model."""
+    """Builds the physics path named by ``physics`` ("auto" | "mjx" | "mujoco") for a model.
+
+    ``body_poses=False`` (an env that never reads ``xpos`` / ``xmat``) lets the C path skip them:
+    its ``PhysicsOut.xpos`` / ``xmat`` are then float32[0, 3] / [0, 9].
+    """
     path = resolve_physics(physics)
     model = load_model(xml_name)
     if path == "mjx":
         return MjxPhysics(model, frame_skip, contact_forces, solver, fresh_view)
-    return MujocoPhysics(model, frame_skip, contact_forces, fresh_view=fresh_view)
+    return MujocoPhysics(model, frame_skip, contact_forces, fresh_view=fresh_view, body_poses=body_poses)
 
 
 def initial_qpos(model: mujoco.MjModel) -> np.ndarray:
