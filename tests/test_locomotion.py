@@ -133,7 +133,10 @@ def test_c_path_state_is_float64_mujoco_step_for_step(name, batch_engine):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("xml", "contact", "steps"), [("half_cheetah.xml", False, 5), ("ant.xml", True, 2)])
+@pytest.mark.parametrize(("xml", "contact", "steps"), [
+    ("half_cheetah.xml", False, 5),
+    pytest.param("ant.xml", True, 2, marks=pytest.mark.extended),  # the heavier MJX compile: extended tier
+])
 def test_mjx_path_matches_c_path_over_first_steps(xml, contact, steps):
     model = phys.load_model(xml)
     qpos, qvel = _initial(model, 3, seed=2)
