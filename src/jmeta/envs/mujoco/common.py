@@ -18,8 +18,9 @@ class MujocoState:
 
     qpos float32[nq], qvel float32[nv], xpos float32[nbody, 3], xmat float32[nbody, 9],
     cfrc_ext float32[nbody or 0, 6], time int32, exact uint32[nexact, 2] (the float64 state the C
-    physics path carries between steps, empty on MJX; qpos and qvel are float32 views of it). An env that never reads body poses may keep xpos / xmat as float32[0, 3] /
-    [0, 9] (then they are never computed under jit).
+    physics path carries between steps, empty on MJX; qpos and qvel are float32 views of it). An
+    env that never reads body poses may keep xpos / xmat as float32[0, 3] / [0, 9] (then they are
+    never computed under jit).
     """
 
     qpos: jax.Array
