@@ -4,6 +4,8 @@
         --set episodes_per_task=20 --out benchmarks/results/meta_step_cpu.json
     python benchmarks/meta_step.py --algo rl2 --env grid_nav --meta-batch-sizes 16 64 256 \
         --set hidden_size=128 --out benchmarks/results/meta_step_rl2_grid_nav_cpu.json
+    python benchmarks/meta_step.py --algo pearl --env cheetah_vel --env-variant pearl --preset --split \
+        --meta-batch-sizes 4 16 64 --out benchmarks/results/meta_step_pearl_cheetah_vel_cpu.json
 
 Any registered algorithm: its config starts from its defaults (or the (algo, env) preset with
 ``--preset``) and ``--set FIELD=VALUE`` overrides fields of the algorithm's Config. Each
@@ -131,6 +133,23 @@ def time_split(config: TrainConfig, iters: int) -> dict:
     return {"meta_batch_size": config.meta_batch_size, "split_s": {k: round(v, 4) for k, v in split.items()}}
 
 
+def time_split_off_policy(config: TrainConfig, iters: int, num_steps: int = 50) -> dict:
+    """Where one iteration of an off-policy learner with ``collect`` and ``train_steps`` (PEARL) spends
+    its time: ``collect_s`` (the iteration's data collection, every env step) and ``update_s`` (one
+    gradient step, from a scan of ``num_steps``); ``gradient_steps_per_s`` and
+    ``collect_env_steps_per_s`` follow."""
+    config.validate()
+    _, _, algo = build(config)
+    state = algo.init(jax.random.key(0))
+    key = jax.random.key(1)
+    collect_s = _timed(algo.collect, state, key, iters=iters)
+    scan_s = _timed(lambda s, k: algo.train_steps(s, k, num_steps), state, key, iters=iters)
+    update_s = scan_s / num_steps
+    return {"split_s": {"collect": round(collect_s, 4), "update": round(update_s, 6)},
+            "gradient_steps_per_s": round(1.0 / update_s, 1),
+            "collect_env_steps_per_s": round(algo.env_steps_per_iteration() / collect_s, 1)}
+
+
 def parse_overrides(config_cls: type, items: list[str]) -> dict:
     """``["field=value", ...]`` -> typed overrides of ``config_cls``'s fields."""
     hints = typing.get_type_hints(config_cls)
@@ -155,31 +174,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algo", choices=list_algorithms(), default="maml")
     parser.add_argument("--env", default="point_nav")
-    parser.add_argument("--env-variant", default="default")
+    parser.add_argument("--env-variant", default=None, help="default: the preset's variant (with --preset), else 'default'")
     parser.add_argument("--meta-batch-sizes", type=int, nargs="+", default=[10, 20, 40])
     parser.add_argument("--preset", action="store_true", help="start from the (algo, env) preset")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="algorithm config overrides")
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--split", action="store_true",
                         help="also time the parts of a TRPO meta-iteration (sampling, inner steps, meta-gradient, "
-                             "Fisher-vector products, line search) for gradient-based learners")
+                             "Fisher-vector products, line search) for gradient-based learners, or collection and "
+                             "gradient steps for off-policy ones (PEARL)")
     parser.add_argument("--out", default=None, help="JSON output path")
     args = parser.parse_args()
     cls = algorithm_class(args.algo)
-    base = preset_config(args.algo, args.env) if args.preset else TrainConfig(algo=args.algo, env=args.env)
+    base = (preset_config(args.algo, args.env, args.env_variant) if args.preset
+            else TrainConfig(algo=args.algo, env=args.env, env_variant=args.env_variant or "default"))
     algo_config = dataclasses.replace(base.algo_config, **parse_overrides(cls.Config, args.set))
     results = []
 
     def save(quiet: bool = True) -> None:  # after every size: a run cut short keeps what it measured
-        write_result(args.out, {"benchmark": "meta_step", "env": args.env, "env_variant": args.env_variant,
+        write_result(args.out, {"benchmark": "meta_step", "env": args.env, "env_variant": base.env_variant,
                                 "algo": args.algo, "config": dataclasses.asdict(algo_config),
                                 "timed_iters": args.iters, "results": results}, quiet=quiet)
 
     for n in args.meta_batch_sizes:
-        config = dataclasses.replace(base, env_variant=args.env_variant, meta_batch_size=n, algo_config=algo_config)
+        config = dataclasses.replace(base, meta_batch_size=n, algo_config=algo_config)
         results.append(bench_one(config, args.iters))
         if args.split:
-            results[-1].update(time_split(config, args.iters))
+            off_policy = hasattr(cls, "train_steps")
+            results[-1].update((time_split_off_policy if off_policy else time_split)(config, args.iters))
         print(results[-1], file=sys.stderr, flush=True)
         save()
     save(quiet=False)

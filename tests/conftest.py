@@ -52,6 +52,15 @@ def key() -> jax.Array:
     return jax.random.key(0)
 
 
+@pytest.fixture(autouse=True)
+def _optimized_hot_paths_for_learning_tests(request, monkeypatch):
+    """Learning tests (marked ``slow``) compile the trainer's meta-iterations and evaluations with
+    XLA's default optimisation level: they run long loops, which execute about 3x faster optimised,
+    while every other program of the suite compiles with optimisations off (see above)."""
+    if request.node.get_closest_marker("slow") is not None and os.environ.get("JMETA_TEST_OPTIMIZED", "") != "1":
+        monkeypatch.setenv("JMETA_HOT_PATH_OPT_LEVEL", "3")
+
+
 def pytest_collection_modifyitems(config, items):
     """Tiers and order.
 

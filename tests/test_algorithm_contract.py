@@ -44,14 +44,20 @@ def test_class_declares_the_protocol(algo):
     cls.validate_config(cls.TINY)
     eval_fields = [f.name for f in dataclasses.fields(cls.Config) if f.name.startswith("eval_")]
     assert eval_fields, "meta-test settings are Config fields named eval_*"
-    for env, preset in cls.PRESETS.items():
-        config = preset_config(algo, env)  # every preset builds a valid config
+    for key, preset in cls.PRESETS.items():
+        env, _, variant = key.partition(":")
+        config = preset_config(algo, env, variant or None)  # every preset builds a valid config
         config.validate()
+        if variant:
+            assert config.env_variant == variant
         assert preset.source, f"preset ({algo}, {env}) names its source"
 
 
-@pytest.mark.parametrize("kind", sorted(ENVS))
-@pytest.mark.parametrize("algo", list_algorithms())
+_PAIRS = [(algo, kind) for algo in list_algorithms() for kind in sorted(ENVS)
+          if kind in algorithm_class(algo).ACTION_SPACES]
+
+
+@pytest.mark.parametrize(("algo", "kind"), _PAIRS, ids=[f"{kind}-{algo}" for algo, kind in _PAIRS])
 def test_algorithm_contract(algo, kind, tmp_path):
     env_name = ENVS[kind]
     config = _config(algo, env_name, str(tmp_path))

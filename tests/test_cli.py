@@ -44,7 +44,7 @@ def test_help_documents_every_field():
     [
         (["--maml.inner-lr", "-1"], "error: maml.inner_lr: must be > 0, got -1.0"),
         (["--env", "nope"], f"error: env: must be one of {jmeta.list_envs()}, got 'nope'"),
-        (["--env-variant", "dense"], "error: env_variant: must be one of ['default', 'semicircle', 'sparse'] for point_nav, got 'dense'"),
+        (["--env-variant", "dense"], "error: env_variant: must be one of ['default', 'pearl', 'pearl_sparse', 'semicircle', 'sparse'] for point_nav, got 'dense'"),
         (["--meta-batch-size", "0"], "error: meta_batch_size: must be >= 1, got 0"),
         (["--maml.inner-lr", "inf"], "error: maml.inner_lr: must be finite, got inf"),
         (["--action-scale", "nan"], "error: action_scale: must be finite, got nan"),

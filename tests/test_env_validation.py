@@ -28,7 +28,7 @@ from jmeta.spaces import Discrete
         ("point_nav", {"max_step": -0.1}, "point_nav.max_step must be > 0, got -0.1"),
         ("point_nav", {"max_step": float("nan")}, "point_nav.max_step must be a finite float, got nan"),
         ("point_nav", {"goal_low": 1.0, "goal_high": 0.0}, "point_nav.goal_low must be < goal_high"),
-        ("point_nav", {"goal_set": "ring"}, "point_nav.goal_set must be one of box, semicircle, got 'ring'"),
+        ("point_nav", {"goal_set": "ring"}, "point_nav.goal_set must be one of box, semicircle, pearl_square, pearl_semicircle, got 'ring'"),
         ("point_nav", {"episodes_per_trial": 0}, "point_nav.episodes_per_trial must be >= 1, got 0"),
         ("point_nav", {"sparse": 1}, "point_nav.sparse must be bool, got 1"),
         ("point_nav", {"nope": 1}, "unknown option(s) nope for environment 'point_nav'"),

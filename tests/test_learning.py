@@ -1,6 +1,11 @@
 """Learning tests: MAML and the gradient-based family meta-trained on point_nav adapt on held-out
 tasks; MAESN explores a sparse-reward point_nav better than MAML; RL² on grid_nav and bandits
-exploits what it learned earlier in the trial.
+exploits what it learned earlier in the trial; PEARL infers the goal of oyster's point robot from
+its first episode.
+
+These tests compile the trainer's meta-iterations and evaluations with XLA's optimisations on
+(``JMETA_HOT_PATH_OPT_LEVEL=3``, set by the conftest for tests marked ``slow``); the numbers
+quoted below were measured that way unless they say otherwise.
 
 MAML: fixed seed 0 in the default suite, seed 1 in the extended tier (`-m extended`), 40 held-out tasks (the standard evaluation bank), 20 episodes per adaptation step.
 Meta-training uses 2 inner steps so that the 2-step return is what is optimised (the MAML
@@ -216,3 +221,47 @@ def test_rl2_bandit_regret_below_random_and_greedy(tmp_path, seed):
     print(f"seed {seed}: expected regret", {k: round(v, 3) for k, v in regret.items()})
     assert regret["rl2"] <= regret["uniform"] - 1.0, regret
     assert regret["rl2"] <= regret["greedy"] - 0.2, regret
+
+
+# ---------------------------------------------------------------- PEARL
+
+
+def _pearl_point_config(tmp_path, seed, **algo):
+    from jmeta.algos.pearl import PEARLConfig
+
+    cfg = PEARLConfig(hidden_sizes=(64, 64), encoder_sizes=(64, 64), reward_scale=5.0, policy_lr=1e-3, qf_lr=1e-3,
+                      vf_lr=1e-3, context_lr=1e-3, num_initial_steps=200, num_steps_prior=200,
+                      num_extra_rl_steps_posterior=200, num_train_steps_per_itr=200, batch_size=64,
+                      embedding_batch_size=64, replay_capacity=10_000, **algo)
+    return TrainConfig(algo="pearl", env="point_nav", env_variant="pearl", seed=seed, meta_iters=100,
+                       meta_batch_size=8, chunk_size=100, eval_every=0, eval_tasks=20, checkpoint_every=1000,
+                       logdir=str(tmp_path), progress=False, tensorboard=False, plots=False, algo_config=cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.extended)])
+def test_pearl_infers_the_goal_on_point_nav(tmp_path, seed):
+    """PEARL on oyster's point robot (``point_nav`` variant ``pearl``): the 20 held-out goals, 3
+    deterministic episodes per trial, the first with a prior z, the next ones with z from the
+    posterior of the trial's transitions so far. CPU budget: 100 iterations x 200 SAC steps (8 tasks
+    x 64 transitions), (64, 64) networks, reward scale 5, Adam 1e-3 (oyster: 500 x 1000 steps, 3 x
+    300 networks, reward scale 100, 3e-4; at this budget those settings had not started to learn).
+
+    Measured (seed 0, default XLA flags): episodes -16.7 / -14.7 / -11.2; the oracle that knows the
+    goal (straight at it at full speed) -5.4. Asserted: the third episode beats the first (prior z)
+    by >= 3, and closes >= 25% of the gap between the first episode and the oracle.
+    """
+    import jax
+
+    import jmeta
+    from jmeta.baselines import toy as rp
+
+    config = _pearl_point_config(tmp_path, seed)
+    result = train(config)
+    episodes = result.final_eval.mean
+    env, dist = jmeta.make("point_nav", "pearl")
+    oracle_traj, _ = rp.run_trials(env, rp.point_oracle(), dist.held_out.tasks, jax.random.key(seed))
+    oracle = float(oracle_traj.episode_return().mean(axis=0)[0])
+    print(f"seed {seed}: pearl per episode {episodes.round(2)}, oracle {oracle:.2f}")
+    assert episodes[2] >= episodes[0] + 3.0, result.final_eval.table()
+    assert (episodes[2] - episodes[0]) >= 0.25 * (oracle - episodes[0]), (episodes, oracle)

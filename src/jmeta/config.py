@@ -190,13 +190,18 @@ def config_from_dict(config_cls: type, data: dict[str, Any], prefix: str) -> Any
     return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-def preset_config(algo: str, env: str) -> TrainConfig:
-    """TrainConfig for ``algo`` on ``env`` with that pair's preset (the algorithm's ``PRESETS[env]``)."""
+def preset_config(algo: str, env: str, variant: str | None = None) -> TrainConfig:
+    """TrainConfig for ``algo`` on ``env`` with that pair's preset: the algorithm's
+    ``PRESETS["env:variant"]`` when ``variant`` is given and has one, else ``PRESETS[env]``. The
+    variant asked for is kept even when the preset names another."""
     cls = algorithm_class(algo)
-    preset = cls.PRESETS.get(env)
+    preset = (cls.PRESETS.get(f"{env}:{variant}") if variant else None) or cls.PRESETS.get(env)
+    run = dict(preset.run) if preset is not None else {}
+    if variant:
+        run["env_variant"] = variant
     if preset is None:
-        return TrainConfig(algo=algo, env=env)
-    return TrainConfig(algo=algo, env=env, **preset.run, algo_config=dataclasses.replace(cls.Config(), **preset.algo))
+        return TrainConfig(algo=algo, env=env, **run)
+    return TrainConfig(algo=algo, env=env, **run, algo_config=dataclasses.replace(cls.Config(), **preset.algo))
 
 
 def cli_config_class(algo: str) -> type:

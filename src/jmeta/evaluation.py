@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jmeta._xla_flags import hot_path_compiler_options
 from jmeta.algos.base import AXIS_LABELS, EvalOut, MetaLearner
 from jmeta.tasks import TaskBank
 
@@ -92,7 +93,7 @@ def summarize(out: EvalOut) -> EvalResult:
 
 def make_evaluator(algo: MetaLearner, bank: TaskBank):
     """A jitted ``state -> EvalResult`` on ``bank`` with the fixed evaluation rollout key."""
-    run = jax.jit(algo.evaluate)
+    run = jax.jit(algo.evaluate, compiler_options=hot_path_compiler_options())
     key = jax.random.key(EVAL_ROLLOUT_SEED)
 
     def evaluate(state: Any) -> EvalResult:

@@ -1,6 +1,6 @@
 """Meta-train with logs, checkpoints and plots: python -m jmeta.train --algo maml --env point_nav [flags]
 
---algo and --env select the preset for that pair; every field below can then be overridden (the
+--algo and --env (and --env-variant, for variants with presets of their own) select the preset for that pair; every field below can then be overridden (the
 defaults shown are the preset's). --resume RUN_DIR continues a run from its latest checkpoint with the
 run's saved config (--meta-iters may be raised).
 """
@@ -27,6 +27,7 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--algo", default=None)
     pre.add_argument("--env", default="point_nav")
+    pre.add_argument("--env-variant", default=None)
     pre.add_argument("--resume", default=None)
     known, _ = pre.parse_known_args(argv)
     if known.resume and known.resume != "None":
@@ -36,7 +37,7 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         if known.algo is not None and known.algo != default.algo:
             raise ConfigError(f"algo: cannot change on resume ({default.algo!r} in the run, {known.algo!r} requested)")
     else:
-        default = preset_config(known.algo or "maml", known.env)
+        default = preset_config(known.algo or "maml", known.env, known.env_variant)
     parsed = tyro.cli(cli_config_class(default.algo), default=to_cli(default), args=argv, description=__doc__,
                       prog="python -m jmeta.train")
     return from_cli(parsed)

@@ -32,6 +32,7 @@ import numpy as np
 
 import jmeta
 from jmeta import plots
+from jmeta._xla_flags import hot_path_compiler_options
 from jmeta.algos import make_algorithm
 from jmeta.algos.base import MetaLearner
 from jmeta.checkpoint import Checkpointer
@@ -236,7 +237,7 @@ def _make_chunk_fn(algo: MetaLearner):
         (state, _), (metrics, finite) = jax.lax.scan(body, (state, jnp.asarray(True)), None, length=length)
         return state, metrics, finite
 
-    return jax.jit(run_chunk, static_argnums=2, donate_argnums=0)
+    return jax.jit(run_chunk, static_argnums=2, donate_argnums=0, compiler_options=hot_path_compiler_options())
 
 
 class _StopFlag:

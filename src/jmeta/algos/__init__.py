@@ -19,6 +19,7 @@ _REGISTRY: dict[str, str] = {
     "fomaml": "jmeta.algos.fomaml:FOMAML",
     "maml": "jmeta.algos.maml:MAML",
     "metasgd": "jmeta.algos.metasgd:MetaSGD",
+    "pearl": "jmeta.algos.pearl:PEARL",
     "promp": "jmeta.algos.promp:ProMP",
     "reptile": "jmeta.algos.reptile:Reptile",
     "rl2": "jmeta.algos.rl2:RL2",

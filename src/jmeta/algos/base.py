@@ -25,6 +25,7 @@ import jax
 from flax import struct
 
 from jmeta.envs.base import MetaEnv
+from jmeta.spaces import Discrete
 from jmeta.tasks import TaskDistribution, sample_tasks
 from jmeta.types import Metrics
 from jmeta.validation import check, check_finite_fields
@@ -62,6 +63,9 @@ class Preset:
     run: overrides of run fields (``meta_iters``, ``meta_batch_size``, ``env_horizon``, ...).
     algo: overrides of the algorithm's ``Config`` fields.
     source: where the numbers come from (paper, reference code and its config file).
+
+    ``PRESETS`` is keyed by environment name, or by ``"env:variant"`` for a variant that needs
+    settings of its own (looked up first when that variant is asked for).
     """
 
     run: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -90,9 +94,15 @@ class MetaLearner(abc.ABC, Generic[C, S]):
     TINY: ClassVar[Any]
     PRESETS: ClassVar[dict[str, Preset]] = {}
     EVAL_AXIS: ClassVar[str] = "step"
+    #: The action spaces the algorithm supports ("continuous": Box, "discrete": Discrete).
+    ACTION_SPACES: ClassVar[tuple[str, ...]] = ("continuous", "discrete")
 
     def __post_init__(self):
         self.validate_config(self.config, self.meta_batch_size)  # also when built from Python, not the CLI
+        kind = "discrete" if isinstance(self.env.spec.action_space, Discrete) else "continuous"
+        check(kind in self.ACTION_SPACES, self.name,
+              f"supports {' and '.join(self.ACTION_SPACES)} action spaces only; {self.env.spec.name} has a {kind} one",
+              self.env.spec.action_space)
 
     @classmethod
     def validate_config(cls, config: Any, meta_batch_size: int | None = None) -> None:

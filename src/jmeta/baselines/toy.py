@@ -13,7 +13,8 @@ random, greedy ties, deterministic choices); Thompson sampling returns 0.
 Bandits (:mod:`jmeta.envs.toy.bandit`): :func:`uniform`, :func:`bandit_greedy`,
 :func:`bandit_thompson`, :func:`bandit_ucb1`; score a trial with :func:`bandit_trial_regret`.
 Grid navigation (:mod:`jmeta.envs.toy.grid_nav`): :func:`uniform`, :func:`grid_oracle`,
-:func:`grid_bayes_search`. :func:`run_trials` rolls a policy out on a batch of tasks.
+:func:`grid_bayes_search`. Point navigation (:mod:`jmeta.envs.toy.point_nav`): :func:`point_oracle`.
+:func:`run_trials` rolls a policy out on a batch of tasks.
 """
 
 from __future__ import annotations
@@ -352,6 +353,21 @@ def reference_tables(num_tasks: int = 1000, seed: int = 0) -> str:
             regret = np.asarray(jax.vmap(bandit_trial_regret)(tasks, actions))
             lines.append(f"| {name} ({k}, {params.episodes_per_trial}) | {policy.name} | {fmt(reward)} | {fmt(regret)} |")
     return "\n".join(lines)
+
+
+
+# ---------------------------------------------------------------- point navigation
+
+
+def point_oracle(max_step: float = 0.1) -> ReferencePolicy:
+    """Knows the goal: moves straight at it, ``clip(goal - position, -max_step, max_step)`` per
+    coordinate (the most the point robot can move), in the unwrapped env's action units."""
+
+    def step_fn(task, carry, inputs: RecurrentInput, key):
+        del key
+        return carry, jnp.clip(task.goal - inputs.obs[:2], -max_step, max_step), jnp.zeros((), jnp.float32)
+
+    return ReferencePolicy("oracle", jnp.zeros((), jnp.int32), step_fn, uses_task=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
-"""The one multilayer perceptron every network is built from.
+"""The multilayer perceptrons every network is built from.
 
 :func:`hidden_layers` creates its ``Dense`` layers in the scope of the calling Flax module, so a
 module that needs a torso inline (e.g. the recurrent core's input embedding) and :class:`MLP` share
 the same code and the same parameter names (``Dense_0``, ``Dense_1``, ...).
+
+:class:`RlkitMLP` is the same network with rlkit's initialisation, for the off-policy agents
+ported from rlkit code (PEARL): every hidden ``Linear`` uniform in ``±1/sqrt(size[0])`` (rlkit's
+``fanin_init``; ``size[0]`` of a torch weight is its output width), hidden biases 0.1, output
+weights and biases uniform in ``±init_w``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from jmeta.errors import ConfigError
 
@@ -56,3 +62,30 @@ class MLP(nn.Module):
         x = hidden_layers(x, self.hidden_sizes, self.activation)
         init = nn.initializers.variance_scaling(self.out_scale, "fan_avg", "uniform")
         return nn.Dense(self.out_size, kernel_init=init)(x)
+
+
+def _uniform(scale: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
+
+
+class RlkitMLP(nn.Module):
+    """Hidden layers with rlkit's init (module docstring), then ``heads`` linear outputs of
+    ``out_size`` each (uniform ``±init_w``). [..., in] -> tuple of [..., out_size]."""
+
+    hidden_sizes: Sequence[int]
+    out_size: int
+    heads: int = 1
+    activation: str = "relu"
+    init_w: float = 3e-3
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, ...]:
+        act = activation_fn(self.activation)
+        for width in self.hidden_sizes:
+            dense = nn.Dense(width, kernel_init=_uniform(1.0 / width**0.5), bias_init=nn.initializers.constant(0.1))
+            x = act(dense(x))
+        return tuple(nn.Dense(self.out_size, kernel_init=_uniform(self.init_w), bias_init=_uniform(self.init_w))(x)
+                     for _ in range(self.heads))
