@@ -121,10 +121,22 @@ def summarize(records: dict[str, list[dict]], env: str, stem: str) -> list[str]:
     return lines
 
 
+def parse_entry(entry: str) -> tuple[str, tuple[str, list[str]]]:
+    """``"maml"`` -> ("maml", ("maml", [])); ``"sac=pearl --pearl.no-use-context"`` -> ("sac", ("pearl",
+    ["--pearl.no-use-context"])): a label, the algorithm and the flags its runs get besides the shared ones."""
+    label, sep, rest = entry.partition("=")
+    if not sep:
+        return entry, (entry, [])
+    algo, *flags = rest.split()
+    return label, (algo, flags)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="point_nav")
-    parser.add_argument("--algos", nargs="+", required=True)
+    parser.add_argument("--algos", nargs="+", required=True,
+                        help="algorithm names, or 'LABEL=ALGO FLAG...' for an algorithm run with flags of its own "
+                             "under its own label (e.g. 'sac=pearl --pearl.no-use-context')")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--logdir", default="runs/compare")
@@ -136,10 +148,11 @@ def main() -> None:
     stem = args.env + (f"_{args.tag}" if args.tag else "")
     store = os.path.join(RESULTS, "compare", stem)
     os.makedirs(store, exist_ok=True)
-    records: dict[str, list[dict]] = {algo: [] for algo in args.algos}
+    entries = dict(parse_entry(entry) for entry in args.algos)
+    records: dict[str, list[dict]] = {label: [] for label in entries}
     failures: list[dict] = []
     for seed in args.seeds:  # seed-major: every algorithm gets seed 0 before any gets seed 1
-        for algo in args.algos:
+        for algo, (algo_name, own_flags) in entries.items():
             path = os.path.join(store, f"{algo}_seed{seed}.json")
             if os.path.exists(path) and not args.rerun:
                 with open(path, encoding="utf-8") as f:
@@ -147,7 +160,8 @@ def main() -> None:
                 continue
             if args.summarize_only:
                 continue
-            record = run_one(algo, args.env, seed, stem, args.logdir, args.extra)
+            record = run_one(algo_name, args.env, seed, stem, args.logdir, args.extra + own_flags)
+            record["label"] = algo
             if "failed" in record:  # kept apart, so the next invocation runs it again; the others go on
                 failures.append(record)
                 with open(path.replace(".json", ".failed.json"), "w", encoding="utf-8") as f:

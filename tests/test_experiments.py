@@ -64,3 +64,8 @@ def test_a_failed_run_is_recorded_apart_and_the_comparison_goes_on(tmp_path, mon
     assert failed["failed"] == "exit code 2" and "eval" not in failed
     assert not (store / f"{bad_algo}_seed0.json").exists()  # not reused: the next invocation runs it again
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_labelled_entries_run_an_algorithm_with_flags_of_their_own():
+    assert compare.parse_entry("maml") == ("maml", ("maml", []))
+    assert compare.parse_entry("sac=pearl --pearl.no-use-context") == ("sac", ("pearl", ["--pearl.no-use-context"]))

@@ -269,3 +269,12 @@ def test_point_nav_pearl_dynamics():
     assert not bool(out.terminated)  # oyster's point robot never terminates
     assert env.spec.horizon == 20 and env.spec.episodes_per_trial == 3
     np.testing.assert_allclose(out.info["dense_reward"], -out.info["distance"])
+
+
+def test_meta_test_reports_a_posterior_episode_on_single_episode_envs():
+    config = TrainConfig(algo="pearl", env="point_nav", env_variant="pearl", env_set=("episodes_per_trial=1",),
+                         meta_batch_size=4, algo_config=dataclasses.replace(TINY, eval_exploration_episodes=2))
+    _, _, learner = build(config)
+    assert learner.num_eval_episodes == 3  # 2 exploration episodes with the prior z, then the posterior
+    explicit = dataclasses.replace(learner, config=dataclasses.replace(learner.config, eval_episodes=5))
+    assert explicit.num_eval_episodes == 5

@@ -133,7 +133,8 @@ class PEARLConfig:
     replay_capacity: int = 100_000
     """Transitions kept per training task (ring buffer; oyster keeps 1e6)."""
     eval_episodes: int | None = None
-    """Meta-test: episodes per trial on a held-out task (None: the env's episodes_per_trial)."""
+    """Meta-test: episodes per trial on a held-out task (None: the env's episodes_per_trial, and at least
+    eval_exploration_episodes + 1 so that a posterior episode is reported)."""
     eval_exploration_episodes: int = 1
     """Meta-test: episodes that keep the first prior z before the posterior is used (oyster's num_exp_traj_eval)."""
     eval_runs_per_task: int = 2
@@ -181,25 +182,40 @@ TINY = PEARLConfig(latent_size=2, hidden_sizes=(16,), encoder_sizes=(16,), num_t
                    batch_size=8, embedding_batch_size=8, replay_capacity=200, eval_runs_per_task=1)
 
 _OYSTER = "katerakelly/oyster configs/{}.json over configs/default.py"
+#: The CPU scaling shared by the point-robot presets and the learning test.
+_CPU_SMALL = {"hidden_sizes": (64, 64), "encoder_sizes": (64, 64), "reward_scale": 5.0, "policy_lr": 1e-3,
+              "qf_lr": 1e-3, "vf_lr": 1e-3, "context_lr": 1e-3, "num_train_steps_per_itr": 200, "batch_size": 64,
+              "embedding_batch_size": 64}
 PRESETS: dict[str, Preset] = {
     "point_nav": Preset(
-        run={"env_variant": "pearl", "meta_iters": 100, "meta_batch_size": 16, "chunk_size": 10, "eval_every": 20,
-             "checkpoint_every": 20, "eval_tasks": 20},
-        algo={"hidden_sizes": (128, 128), "encoder_sizes": (128, 128), "reward_scale": 100.0, "num_initial_steps": 200,
-              "num_steps_prior": 200, "num_extra_rl_steps_posterior": 200, "num_train_steps_per_itr": 200,
-              "batch_size": 128, "embedding_batch_size": 64, "replay_capacity": 10_000},
-        source=_OYSTER.format("point-robot") + " (500 iterations x 1000 steps, 3 x 300 networks); scaled for "
-               "CPU: 100 iterations x 200 SAC steps, (128, 128) networks, batch 128",
+        run={"env_variant": "pearl", "meta_iters": 300, "meta_batch_size": 8, "chunk_size": 25, "eval_every": 50,
+             "checkpoint_every": 50, "eval_tasks": 20},
+        algo={**_CPU_SMALL, "num_initial_steps": 200, "num_steps_prior": 200, "num_extra_rl_steps_posterior": 200,
+              "replay_capacity": 20_000},
+        source=_OYSTER.format("point-robot") + " (500 iterations x 1000 SAC steps, meta-batch 16 x 256, 3 x 300 "
+               "networks, reward scale 100, Adam 3e-4); scaled for CPU: 300 iterations x 200 steps, meta-batch "
+               "8 x 64, (64, 64) networks, reward scale 5 and Adam 1e-3 (oyster's scale and rate had not started "
+               "to learn after 8k steps)",
+    ),
+    "point_nav:pearl_sparse": Preset(
+        run={"env_variant": "pearl_sparse", "meta_iters": 300, "meta_batch_size": 8, "chunk_size": 25,
+             "eval_every": 50, "checkpoint_every": 50, "eval_tasks": 20},
+        algo={**_CPU_SMALL, "num_initial_steps": 200, "num_tasks_sample": 10, "num_steps_prior": 100,
+              "num_steps_posterior": 900, "num_extra_rl_steps_posterior": 0, "embedding_batch_size": 256,
+              "discount": 0.9, "kl_lambda": 1.0, "replay_capacity": 40_000, "eval_exploration_episodes": 5},
+        source=_OYSTER.format("sparse-point-robot") + " (500 iterations x 1000 SAC steps, context 1024, reward "
+               "scale 100, 3 x 300 networks); scaled for CPU as the point_nav preset, context 256",
     ),
     "cheetah_vel": Preset(
-        run={"env_variant": "pearl", "meta_iters": 100, "meta_batch_size": 16, "chunk_size": 5, "eval_every": 25,
+        run={"env_variant": "pearl", "meta_iters": 100, "meta_batch_size": 8, "chunk_size": 5, "eval_every": 25,
              "checkpoint_every": 25, "eval_tasks": 30},
-        algo={"hidden_sizes": (256, 256), "encoder_sizes": (200, 200), "num_initial_steps": 2000,
+        algo={"hidden_sizes": (128, 128), "encoder_sizes": (128, 128), "num_initial_steps": 2000,
               "num_steps_prior": 400, "num_extra_rl_steps_posterior": 600, "num_train_steps_per_itr": 500,
-              "batch_size": 256, "embedding_batch_size": 100, "replay_capacity": 20_000,
+              "batch_size": 128, "embedding_batch_size": 100, "replay_capacity": 20_000,
               "eval_exploration_episodes": 2, "eval_runs_per_task": 1},
-        source=_OYSTER.format("cheetah-vel") + " (500 iterations x 2000 SAC steps, 2.7M env steps); scaled for "
-               "CPU: 100 iterations x 500 SAC steps (0.7M env steps), (256, 256) networks",
+        source=_OYSTER.format("cheetah-vel") + " (500 iterations x 2000 SAC steps, meta-batch 16 x 256, 3 x 300 "
+               "networks; 2.7M env steps); scaled for CPU: 100 iterations x 500 steps, meta-batch 8 x 128, "
+               "(128, 128) networks (0.7M env steps)",
     ),
 }
 
@@ -308,8 +324,10 @@ class PEARL(MetaLearner[PEARLConfig, PEARLState]):
         return self.horizon * max(self._episodes(self.config.num_initial_steps), int(to_encoder.sum()), 1)
 
     @property
-    def alpha_is_learned(self) -> bool:
-        return self.config.auto_alpha
+    def num_eval_episodes(self) -> int:
+        """Episodes of a meta-test trial (``eval_episodes``, or the env's, at least one posterior episode)."""
+        c = self.config
+        return c.eval_episodes or max(self.env.spec.episodes_per_trial, c.eval_exploration_episodes + 1)
 
     @property
     def target_entropy(self) -> float:
@@ -657,7 +675,7 @@ class PEARL(MetaLearner[PEARLConfig, PEARLState]):
     def evaluate(self, state: PEARLState, tasks: Any, key: jax.Array) -> EvalOut:
         """Return of each episode of a trial on each task, averaged over trials: [N, K]."""
         c = self.config
-        num_episodes = c.eval_episodes or self.env.spec.episodes_per_trial
+        num_episodes = self.num_eval_episodes
         num_tasks = jax.tree_util.tree_leaves(tasks)[0].shape[0]
         keys = jax.random.split(key, (num_tasks, c.eval_runs_per_task))
         traj, _ = jax.vmap(jax.vmap(lambda t, k: self.trial(state.params, t, k, num_episodes), in_axes=(None, 0)))(tasks, keys)
