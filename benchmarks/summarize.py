@@ -50,7 +50,30 @@ def _config_label(c: dict) -> str:
         parts.append("first-order")
     if "outer_optimizer" in c:
         parts.append(f"{c['outer_optimizer']} outer step")
+    if "num_train_steps_per_itr" in c:  # off-policy (PEARL)
+        parts += [f"{c['num_train_steps_per_itr']} SAC steps x {c['batch_size']}/task",
+                  "nets " + "x".join(map(str, c["hidden_sizes"]))]
     return ", ".join(parts)
+
+
+def off_policy() -> None:
+    """Off-policy learners timed with ``--split``: gradient steps/s and the collection's env steps/s."""
+    rows = []
+    for path in sorted(glob.glob(os.path.join(HERE, "results", "meta_step*.json"))):
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        for r in data["results"]:
+            if "gradient_steps_per_s" in r:
+                rows.append(f"| {os.path.basename(path)} | {data['algo']} {_env_label(data)}, "
+                            f"{_config_label(data['config'])} | {r['meta_batch_size']} | "
+                            f"{r['split_s']['update'] * 1e3:.2f} | {r['gradient_steps_per_s']:,.1f} | "
+                            f"{r['split_s']['collect']:.3f} | {r['collect_env_steps_per_s']:,.0f} |")
+    if rows:
+        print()
+        print("| file | config | meta-batch (tasks per gradient step) | ms / gradient step | gradient steps/s | "
+              "collection s / iter | collection env steps/s |")
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(rows))
 
 
 def env_throughput() -> None:
@@ -89,4 +112,5 @@ def _share(result: dict) -> str:
 
 if __name__ == "__main__":
     main()
+    off_policy()
     env_throughput()
