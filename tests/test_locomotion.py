@@ -453,6 +453,13 @@ def test_fixed_test_sets_are_the_evaluation_bank():
     _, goal = jmeta.make("ant_goal", "pearl")
     assert goal.fixed_split.train.size == 150 and goal.held_out.size == 30
     assert jmeta.make("ant_goal", "pearl", held_out_tasks=0)[1].held_out is None
+    # oyster's released ant-dir config: two angles for training and meta-test (fixed here by a seed).
+    _, two = jmeta.make("ant_dir", "pearl_2tasks")
+    angles = np.asarray(two.held_out.tasks.target[:, 0])
+    np.testing.assert_array_equal(two.fixed_split.train.tasks.target, two.held_out.tasks.target)
+    assert angles.shape == (2,) and np.all((angles >= 0) & (angles < 2 * np.pi)) and angles[0] != angles[1]
+    with pytest.raises(ConfigError, match="held_out_is_train"):
+        jmeta.make("ant_dir", "pearl_2tasks", held_out_tasks=3)
 
 
 def test_rescale_actions_scale_ten_maps_onto_the_motor_box():

@@ -73,6 +73,8 @@ class LocomotionParams:
     reset_noise: "uniform" (qpos + U(-qpos_noise, qpos_noise)) | "gaussian" (qpos + qpos_noise N);
     qvel always + qvel_noise N.
     fixed_tasks / held_out_tasks / task_set_seed: finite train/test task sets (PEARL); 0 = none.
+    held_out_is_train: the held-out set is the training set (``fixed_tasks`` tasks; oyster's 2-task
+    cheetah-dir and ant-dir configs train and evaluate on the same tasks).
     split: "train" | "test" (which fixed set ``sample`` draws from).
     """
 
@@ -109,6 +111,7 @@ class LocomotionParams:
     held_out_tasks: int = 0
     task_set_seed: int = 0
     task_set_numpy_legacy: bool = False
+    held_out_is_train: bool = False
     split: str = "train"
 
     def validate(self, name: str) -> None:
@@ -138,6 +141,8 @@ class LocomotionParams:
             raise ConfigError(f"{name}.frame_skip and {name}.episodes_per_trial must be >= 1")
         if self.target_high < self.target_low:
             raise ConfigError(f"{name}.target_high must be >= target_low")
+        if self.held_out_is_train and (self.fixed_tasks < 1 or self.held_out_tasks != self.fixed_tasks):
+            raise ConfigError(f"{name}.held_out_is_train needs held_out_tasks == fixed_tasks >= 1")
         if self.split == "test" and self.held_out_tasks < 1:
             raise ConfigError(f"{name}.split='test' needs a variant with held-out tasks (held_out_tasks > 0)")
         uses_contact = self.contact_cost != 0.0 or "cfrc_clipped" in self.obs
@@ -373,6 +378,11 @@ def _fixed_split(p: LocomotionParams) -> FixedSplit:
             values = jnp.asarray(p.direction_values, jnp.float32)
             tasks = LocomotionTask(target=jnp.stack([values, jnp.zeros_like(values)], axis=1))
         return FixedSplit.from_tasks(tasks, p.fixed_tasks, p.fixed_tasks if p.held_out_tasks else 0)
+    if p.held_out_is_train:
+        with jax.ensure_compile_time_eval():
+            keys = jax.random.split(jax.random.key(p.task_set_seed), p.fixed_tasks)
+            tasks = jax.vmap(functools.partial(_sample_fresh, p))(keys)
+        return FixedSplit.from_tasks(tasks, p.fixed_tasks, p.fixed_tasks)
     if p.task_set_numpy_legacy:
         rng = np.random.RandomState(p.task_set_seed)
         values = rng.uniform(p.target_low, p.target_high, size=(total,)).astype(np.float32)
@@ -450,6 +460,10 @@ VARIANTS: dict[str, dict[str, LocomotionParams]] = {
         "pearl": dataclasses.replace(
             _ANT, task="direction_angle", direction_values=(), obs=_ANT_27, ctrl_cost=0.5, bonus=1.0,
         ),
+        "pearl_2tasks": dataclasses.replace(
+            _ANT, task="direction_angle", direction_values=(), obs=_ANT_27, ctrl_cost=0.5, bonus=1.0,
+            fixed_tasks=2, held_out_tasks=2, held_out_is_train=True, task_set_seed=20_190_101,
+        ),
         "varibad": dataclasses.replace(
             _ANT, task="direction_angle", direction_values=(-1.0, 1.0), obs=_ANT_27, ctrl_cost=0.5,
             bonus=1.0, episodes_per_trial=2,
@@ -497,6 +511,7 @@ SOURCES: dict[str, dict[str, str]] = {
         "maml_rllab": "cbfinn/maml_rl rllab/envs/mujoco/ant_env_rand_direc.py + vendor/mujoco_models/ant.xml",
         "promp": "jonasrothfuss/ProMP meta_policy_search/envs/mujoco_envs/ant_rand_direc.py",
         "pearl": "katerakelly/oyster rlkit/envs/ant_dir.py",
+        "pearl_2tasks": "katerakelly/oyster rlkit/envs/ant_dir.py + configs/ant-dir.json (n_tasks 2)",
         "varibad": "lmzintgraf/varibad environments/mujoco/ant_dir.py",
     },
     "ant_goal": {
