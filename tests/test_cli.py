@@ -178,3 +178,27 @@ def test_env_physics_flag_reaches_the_env_and_pure_jax_envs_refuse_it():
     TrainConfig(env="cheetah_vel", env_physics="mjx").validate()
     with pytest.raises(ConfigError, match="action_scale"):
         TrainConfig(action_scale=0.0).validate()
+
+
+def test_pearl_variant_preset_train_then_evaluate(tmp_path):
+    """`--env-variant` selects the (pearl, point_nav:pearl_sparse) preset; a tiny run trains and the
+    meta-test reports every episode of the trial; a discrete env is refused in one line."""
+    args = ["--algo", "pearl", "--env", "point_nav", "--env-variant", "pearl_sparse", "--meta-iters", "2",
+            "--meta-batch-size", "2", "--chunk-size", "1", "--eval-every", "0", "--eval-tasks", "2",
+            "--pearl.hidden-sizes", "8", "--pearl.encoder-sizes", "8", "--pearl.num-initial-steps", "20",
+            "--pearl.num-steps-prior", "20", "--pearl.num-steps-posterior", "20", "--pearl.num-train-steps-per-itr", "2",
+            "--pearl.batch-size", "4", "--pearl.embedding-batch-size", "4", "--pearl.replay-capacity", "100",
+            "--pearl.eval-episodes", "3", "--pearl.eval-exploration-episodes", "1", "--pearl.eval-runs-per-task", "1",
+            "--no-progress", "--logdir", str(tmp_path), "--run-name", "pearl"]
+    out = _run("jmeta.train", *args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = json.loads((tmp_path / "pearl" / "config.json").read_text())
+    # The sparse preset's settings that the command line did not override.
+    assert config["env_variant"] == "pearl_sparse" and config["pearl"]["kl_lambda"] == 1.0
+    assert config["pearl"]["discount"] == 0.9 and config["pearl"]["num_tasks_sample"] == 10
+    ev = _run("jmeta.evaluate", "--run", str(tmp_path / "pearl"), "--pearl.eval-episodes", "4")
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    result = json.loads((tmp_path / "pearl" / "eval_2.json").read_text())
+    assert result["axis"] == "episode" and len(result["mean"]) == 4
+    bad = _run("jmeta.train", "--algo", "pearl", "--env", "grid_nav", timeout=120)
+    assert bad.returncode == 2 and "pearl: supports continuous action spaces only" in bad.stderr
