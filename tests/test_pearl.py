@@ -167,12 +167,14 @@ def test_episode_schedule_follows_oyster():
     """sparse-point-robot: 100 prior steps (5 episodes of 20), 900 posterior steps (45 episodes): the
     first posterior episode still uses the prior z (oyster's clear_z); point-robot: 200 prior, 200
     extra (replay only)."""
-    _, _, learner = _pearl(num_steps_prior=100, num_steps_posterior=900, num_extra_rl_steps_posterior=0)
+    _, _, learner = _pearl(num_steps_prior=100, num_steps_posterior=900, num_extra_rl_steps_posterior=0,
+                           replay_capacity=1000)
     posterior, to_encoder = learner.episode_schedule
     assert len(posterior) == 50 and not posterior[:6].any() and posterior[6:].all()
     assert to_encoder.all()
     assert learner.env_steps_per_iteration() == TINY.num_tasks_sample * 50 * 20
-    _, _, learner = _pearl(num_steps_prior=200, num_steps_posterior=0, num_extra_rl_steps_posterior=200)
+    _, _, learner = _pearl(num_steps_prior=200, num_steps_posterior=0, num_extra_rl_steps_posterior=200,
+                           replay_capacity=1000)
     posterior, to_encoder = learner.episode_schedule
     assert list(posterior) == [False] * 11 + [True] * 9
     assert list(to_encoder) == [True] * 10 + [False] * 10
@@ -225,6 +227,24 @@ def test_sparse_variant_trains_sac_on_the_dense_reward():
 def test_bad_config_is_refused_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=f"pearl.{field}"):
         _pearl(**{field: value})
+
+
+def test_replay_capacity_below_one_collection_is_refused_before_compiling():
+    # TINY: 10 prior + 10 extra steps -> 2 episodes of 20; 20 initial steps -> 1 episode: 40 steps at most.
+    with pytest.raises(ConfigError, match=r"pearl.replay_capacity: must hold one collection per task \(40 steps"):
+        _pearl(replay_capacity=39)
+    _pearl(replay_capacity=40)
+
+
+def test_non_vector_observations_are_refused():
+    from jmeta.algos.pearl import PEARL
+    from jmeta.spaces import Box
+
+    env, dist, _ = _pearl()
+    image_spec = dataclasses.replace(env.spec, observation_space=Box(0.0, 1.0, (4, 4, 3)))
+    image_env = type("ImageEnv", (), {"spec": image_spec})()
+    with pytest.raises(ConfigError, match="pearl: needs vector observations"):
+        PEARL(env=image_env, task_dist=dist, config=TINY, meta_batch_size=4)
 
 
 def test_discrete_env_is_refused():

@@ -266,6 +266,12 @@ class PEARL(MetaLearner[PEARLConfig, PEARLState]):
         space = self.env.spec.action_space
         check(bool(np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))), "pearl",
               "needs a bounded action space (its tanh policy is mapped onto the box)", space)
+        obs_shape = self.env.spec.observation_space.shape
+        check(len(obs_shape) == 1, "pearl", "needs vector observations (its networks take concat(obs, z))", obs_shape)
+        most = self.horizon * max(self._episodes(self.config.num_initial_steps), len(self.episode_schedule[0]))
+        check(self.config.replay_capacity >= most, "pearl.replay_capacity",
+              f"must hold one collection per task ({most} steps: the initial one or one iteration's)",
+              self.config.replay_capacity)
 
     # ------------------------------------------------------------------ setup
     @property
@@ -490,7 +496,8 @@ class PEARL(MetaLearner[PEARLConfig, PEARLState]):
             tasks, jax.random.split(key, num))
         flat = jax.tree_util.tree_map(lambda x: x.reshape(num, -1, *x.shape[3:]), trans)
         replay = replay_insert(replay, indices, flat, valid.reshape(num, -1))
-        # Each collected task's encoder buffer is replaced by this collection's (cleared, then filled).
+        # Each collected task's encoder buffer is replaced by this collection's (cleared, then filled); a
+        # task drawn twice keeps one of its two collections (the scatter does not order duplicates).
         encoder_replay = ReplayBuffer(
             data=jax.tree_util.tree_map(lambda d, x: d.at[indices].set(x[:, 0]), encoder_replay.data, local.data),
             insert_at=encoder_replay.insert_at.at[indices].set(local.insert_at[:, 0]),
