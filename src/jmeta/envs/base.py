@@ -114,3 +114,16 @@ class MetaEnv(Protocol):
     def step(self, key: jax.Array, state: EnvState, action: jax.Array, task: Task) -> StepOut:
         """Advances one step. Pure: the same key, state, action and task give the same output."""
         ...
+
+
+def task_features(env: MetaEnv, task: Task) -> jax.Array:
+    """The task as a float32 feature vector [F] (for task inference and the belief-oracle baseline).
+
+    An env may define ``task_features(task)`` (e.g. to drop fields that do not vary); otherwise every
+    leaf of the task pytree is flattened and concatenated in tree order (grid_nav: the goal cell
+    ``(x, y)``; point_nav: the goal position; cheetah_vel: the target velocity)."""
+    custom = getattr(env, "task_features", None)
+    if custom is not None:
+        return jax.numpy.asarray(custom(task), jax.numpy.float32).reshape(-1)
+    leaves = [jax.numpy.asarray(x, jax.numpy.float32).reshape(-1) for x in jax.tree_util.tree_leaves(task)]
+    return jax.numpy.concatenate(leaves) if leaves else jax.numpy.zeros((0,), jax.numpy.float32)

@@ -59,8 +59,9 @@ def replay_init(example: Any, num_buffers: int, capacity: int) -> ReplayBuffer:
         raise ValueError(f"replay needs num_buffers >= 1 and capacity >= 1, got {num_buffers} and {capacity}")
     data = jax.tree_util.tree_map(lambda x: jnp.zeros((num_buffers, capacity, *jnp.shape(x)), jnp.asarray(x).dtype),
                                   example)
-    zeros = jnp.zeros((num_buffers,), jnp.int32)
-    return ReplayBuffer(data=data, insert_at=zeros, size=zeros)
+    # Two distinct arrays: a state holding one array twice cannot be donated to a compiled step.
+    return ReplayBuffer(data=data, insert_at=jnp.zeros((num_buffers,), jnp.int32),
+                        size=jnp.zeros((num_buffers,), jnp.int32))
 
 
 def _insert_one(buffer: ReplayBuffer, index: jax.Array, items: Any, valid: jax.Array) -> ReplayBuffer:
@@ -103,16 +104,25 @@ def replay_clear(buffer: ReplayBuffer, indices: jax.Array) -> ReplayBuffer:
     return buffer.replace(insert_at=buffer.insert_at.at[indices].set(0), size=buffer.size.at[indices].set(0))
 
 
-def replay_sample(buffer: ReplayBuffer, key: jax.Array, indices: jax.Array, batch_size: int) -> Any:
-    """``batch_size`` items drawn uniformly with replacement from each buffer in ``indices`` (int32[B]).
+def replay_sample(buffer: ReplayBuffer, key: jax.Array, indices: jax.Array, batch_size: int,
+                  replace: bool = True) -> Any:
+    """``batch_size`` items drawn uniformly from each buffer in ``indices`` (int32[B]), with
+    replacement (rlkit) or without (``replace=False``, VariBAD's trial buffer; the buffer must then
+    hold at least ``batch_size`` items, else held slots repeat).
 
     Returns leaves [B, batch_size, ...]. An empty buffer yields its slot 0 (zeros): callers fill
     every buffer they sample from first."""
     chex.assert_rank(indices, 1)
     keys = jax.random.split(key, indices.shape[0])
+    capacity = buffer.capacity
 
     def one(index, k):
-        slots = jax.random.randint(k, (batch_size,), 0, jnp.maximum(buffer.size[index], 1))
+        size = jnp.maximum(buffer.size[index], 1)
+        if replace:
+            slots = jax.random.randint(k, (batch_size,), 0, size)
+        else:  # the top batch_size of random keys over the held slots (Gumbel-top-k of a uniform)
+            scores = jnp.where(jnp.arange(capacity) < size, jax.random.uniform(k, (capacity,)), -1.0)
+            slots = jax.lax.top_k(scores, batch_size)[1] % size
         return jax.tree_util.tree_map(lambda d: d[index, slots], buffer.data)
 
     return jax.vmap(one)(indices, keys)

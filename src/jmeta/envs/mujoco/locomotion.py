@@ -214,6 +214,11 @@ class Locomotion:
 
     # ----------------------------------------------------------------------------- dynamics
 
+    def task_features(self, task: LocomotionTask) -> jax.Array:
+        """The task's free parameters: the goal (x, y) [2] for goal tasks, else the velocity, the
+        direction sign or the angle [1] (the padding entry of ``target`` is dropped)."""
+        return task.target if self.params.task == "goal" else task.target[..., :1]
+
     def reset(self, key: jax.Array, task: LocomotionTask) -> tuple[jax.Array, LocomotionState]:
         del task
         p = self.params

@@ -131,6 +131,17 @@ class GridNav:
             source=SOURCES,
         )
 
+    @property
+    def num_states(self) -> int:
+        """Number of cells (the discrete states a multi-head reward decoder predicts over)."""
+        return self.params.num_cells**2
+
+    def state_index(self, obs: jax.Array) -> jax.Array:
+        """Cell index ``x * num_cells + y`` of observations ``[..., 2]`` -> int32[...] (VariBAD's
+        ``task_to_id`` order)."""
+        cell = jnp.round(obs).astype(jnp.int32)
+        return cell[..., 0] * self.params.num_cells + cell[..., 1]
+
     def reset(self, key: jax.Array, task: GridNavTask) -> tuple[jax.Array, GridNavState]:
         del key, task  # deterministic start at (0, 0)
         state = GridNavState(position=jnp.zeros(2, jnp.int32), time=jnp.zeros((), jnp.int32))
