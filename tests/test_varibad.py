@@ -120,6 +120,14 @@ def test_trial_replay_draws_distinct_held_trials_without_replacement():
         assert sorted(drawn) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # every held trial once, never an empty slot
 
 
+@pytest.mark.parametrize("name", jmeta.list_envs())
+def test_every_env_has_finite_task_features(name):
+    env, dist = jmeta.make(name)
+    features = jax.jit(lambda k: task_features(env, dist.sample(k)))(jax.random.key(0))
+    assert features.ndim == 1 and 1 <= features.shape[0] <= 600 and features.dtype == jnp.float32
+    assert np.all(np.isfinite(np.asarray(features)))
+
+
 def test_task_features_flatten_the_task_or_use_the_env_s_own():
     env, dist = jmeta.make("grid_nav")
     task = dist.sample(jax.random.key(0))

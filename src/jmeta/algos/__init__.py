@@ -23,6 +23,7 @@ _REGISTRY: dict[str, str] = {
     "promp": "jmeta.algos.promp:ProMP",
     "reptile": "jmeta.algos.reptile:Reptile",
     "rl2": "jmeta.algos.rl2:RL2",
+    "task_inference": "jmeta.algos.task_inference:TaskInference",
     "varibad": "jmeta.algos.varibad:VariBAD",
 }
 

@@ -154,6 +154,15 @@ PRESETS: dict[str, Preset] = {
                "held-out goals), for the side-by-side with PEARL; the grid_nav preset's PPO settings, 500 "
                "iterations x 64 trials (1.9M env steps)",
     ),
+    "point_nav:sparse": Preset(
+        run={"env_variant": "sparse", "meta_iters": 1000, "meta_batch_size": 16, "chunk_size": 50,
+             "eval_every": 250, "checkpoint_every": 250},
+        algo={"hidden_size": 128, "head_sizes": (128,), "lr": 7e-4, "ppo_epochs": 2, "num_minibatches": 8,
+              "clip_eps": 0.1, "entropy_coef": 1e-3, "gamma": 0.99, "gae_lambda": 0.9},
+        source="lmzintgraf/varibad config/pointrobot/args_pointrobot_rl2.py (GRU 128, one 128 layer, PPO 2 x 8, "
+               "clip 0.1, 5e7 frames) for the side-by-side with VariBAD and task inference: 16 trials of 3 x 100 "
+               "steps per iteration, 1,000 iterations (4.8M env steps)",
+    ),
     "tabular_mdp": Preset(
         run={"meta_iters": 500, "meta_batch_size": 64, "chunk_size": 25, "eval_every": 50, "checkpoint_every": 50},
         algo={"hidden_size": 128, "lr": 1e-3, "reward_scale": 0.1},

@@ -355,6 +355,10 @@ class MazeBase(abc.ABC):
     def observe(self, state: MazeState, task: MazeTask) -> jax.Array:
         """Defined by each subclass."""
 
+    def task_features(self, task: MazeTask) -> jax.Array:
+        """The unobserved part of the task: the goal colour, float32[1] (the layout is seen)."""
+        return jnp.asarray(task.goal, jnp.float32).reshape(1)
+
     def reset(self, key: jax.Array, task: MazeTask) -> tuple[jax.Array, MazeState]:
         """Starts an episode: ``(obs, state)``; see :func:`start_state`."""
         return self._jit_reset(key, task)
