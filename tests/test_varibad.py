@@ -240,3 +240,18 @@ def test_bad_config_is_refused_naming_the_field(field, value, message):
 def test_multi_head_reward_needs_discrete_states():
     with pytest.raises(ConfigError, match="varibad.reward_multi_head: needs an env with discrete states"):
         _algo(dataclasses.replace(TINY, reward_multi_head=True), env="point_nav")
+
+
+def test_reward_normalisation_divides_by_the_running_return_std():
+    algo, _ = _algo(dataclasses.replace(TINY, normalize_rewards=True, gamma=0.5), horizon=2)
+    state = algo.init(jax.random.key(0))
+    assert set(state.norm) == {"obs", "context", "return"}
+    example = algo._example_trial()  # L = 4 * 2 steps
+    trials = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), example)
+    trials = trials.replace(reward=jnp.ones_like(trials.reward), mask=jnp.ones_like(trials.mask))
+    rewards, stats = algo.ppo_rewards(state.norm, trials)
+    running = np.array([sum(0.5**i for i in range(t + 1)) for t in range(algo.trial_length)])  # 1, 1.5, 1.75, ...
+    np.testing.assert_allclose(stats.var[0], running.var(), rtol=1e-3)
+    np.testing.assert_allclose(rewards, 1.0 / np.sqrt(running.var()), rtol=1e-3)
+    plain, _ = _algo(TINY, horizon=2)
+    assert "return" not in plain.init(jax.random.key(0)).norm

@@ -190,6 +190,9 @@ class VariBADConfig:
     """Standardise advantages per minibatch."""
     reward_scale: float = 1.0
     """Rewards are multiplied by this for the value targets (the VAE and logged returns see raw rewards)."""
+    normalize_rewards: bool = False
+    """Divide PPO's rewards by a running std of discounted returns, clipped to ±10 (VariBAD's
+    norm_rew_for_policy; before reward_scale)."""
     # ---------------------------------------------------------------- meta-test
     eval_trials_per_task: int = 4
     """Meta-test: trials per held-out task."""
@@ -252,17 +255,19 @@ TINY = VariBADConfig(latent_size=2, encoder_hidden_size=8, state_embed=4, reward
 _VB = "lmzintgraf/varibad config/{}.py"
 PRESETS: dict[str, Preset] = {
     "grid_nav": Preset(
-        run={"meta_iters": 20_833, "meta_batch_size": 16, "chunk_size": 100, "eval_every": 2000,
-             "checkpoint_every": 1000},
+        run={"meta_iters": 2000, "meta_batch_size": 16, "chunk_size": 100, "eval_every": 500,
+             "checkpoint_every": 500},
         algo={"latent_size": 5, "encoder_hidden_size": 64, "state_embed": 8, "action_embed": 0, "reward_embed": 8,
               "reward_decoder": "bernoulli", "reward_multi_head": True, "reward_decoder_layers": (32, 32),
               "kl_weight": 0.01, "vae_buffer_trials": 10_000, "vae_batch_trials": 25, "vae_updates": 3,
-              "policy_layers": (32,), "obs_embed": 16, "context_embed": 16, "lr": 7e-4, "ppo_epochs": 2,
-              "num_minibatches": 4, "clip_eps": 0.05, "value_clip_eps": 0.05, "entropy_coef": 0.01, "gamma": 0.95,
-              "gae_lambda": 0.95},
+              "subsample_elbos": 20, "subsample_decodes": 20, "policy_layers": (64, 64), "obs_embed": 32,
+              "context_embed": 32, "lr": 1e-3, "ppo_epochs": 4, "num_minibatches": 4, "clip_eps": 0.2,
+              "value_clip_eps": 0.2, "entropy_coef": 0.01, "gamma": 0.95, "gae_lambda": 0.95},
         source=_VB.format("gridworld/args_grid_varibad") + " (16 processes x 60 steps per update = one 4-episode "
-               "trial each, 2e7 frames, a 100k-trajectory VAE buffer): 16 trials per iteration, 20,833 iterations "
-               "(2e7 env steps) and a 10k-trial buffer",
+               "trial each, 2e7 frames, every ELBO term, policy [32] on 16-wide embeddings, PPO 2 epochs, clip "
+               "0.05, lr 7e-4, a 100k-trajectory VAE buffer); scaled for CPU: 16 trials per iteration, 2,000 "
+               "iterations (1.9M env steps, RL²'s grid_nav budget), 20 ELBO terms x 20 decodes per trial, a "
+               "(64, 64) policy on 32-wide embeddings, PPO 4 epochs, clip 0.2, lr 1e-3, a 10k-trial buffer",
     ),
     "point_nav:sparse": Preset(
         run={"env_variant": "sparse", "meta_iters": 1000, "meta_batch_size": 16, "chunk_size": 50,
@@ -273,10 +278,25 @@ PRESETS: dict[str, Preset] = {
               "vae_buffer_trials": 10_000, "vae_batch_trials": 15, "vae_updates": 3, "subsample_elbos": 50,
               "subsample_decodes": 50, "policy_layers": (128, 128, 128), "obs_embed": 64, "context_embed": 64,
               "lr": 7e-4, "ppo_epochs": 2, "num_minibatches": 8, "clip_eps": 0.1, "value_clip_eps": 0.1,
-              "entropy_coef": 1e-3, "gamma": 0.99, "gae_lambda": 0.9},
+              "entropy_coef": 1e-3, "gamma": 0.99, "gae_lambda": 0.9, "normalize_rewards": True},
         source=_VB.format("pointrobot/args_pointrobot_varibad") + " (5e7 frames, every ELBO term and decode); 16 "
                "trials of 3 x 100 steps per iteration, 1,000 iterations (4.8M env steps, about a tenth of the "
                "authors' budget), 50 ELBO terms x 50 decodes per trial (as their MuJoCo configs) to fit a CPU",
+    ),
+    "cheetah_vel": Preset(
+        run={"env_variant": "varibad", "meta_iters": 300, "meta_batch_size": 16, "chunk_size": 25,
+             "eval_every": 100, "checkpoint_every": 100, "eval_tasks": 30},
+        algo={"latent_size": 5, "encoder_hidden_size": 128, "state_embed": 32, "action_embed": 16,
+              "reward_embed": 16, "reward_decoder": "gaussian", "reward_decoder_layers": (64, 32),
+              "reward_input_prev_state": True, "reward_input_action": True, "kl_weight": 0.1,
+              "vae_buffer_trials": 10_000, "vae_batch_trials": 10, "vae_updates": 1, "vae_max_grad_norm": 1.0,
+              "subsample_elbos": 50, "subsample_decodes": 50, "encoder_truncation": 50,
+              "policy_layers": (128, 128), "obs_embed": 64, "context_embed": 64, "lr": 7e-4, "ppo_epochs": 2,
+              "num_minibatches": 8, "clip_eps": 0.1, "value_clip_eps": 0.1, "entropy_coef": 0.01, "gamma": 0.97,
+              "gae_lambda": 0.9, "normalize_rewards": True},
+        source=_VB.format("mujoco/args_cheetah_vel_varibad") + " (16 processes x 400 steps = one 2-episode trial "
+               "each, 1e8 frames): 16 trials per iteration, 300 iterations (1.9M env steps, 2% of the authors' "
+               "budget)",
     ),
 }
 
@@ -524,6 +544,8 @@ class VariBAD(MetaLearner[VariBADConfig, VariBADState]):
         if c.decode_task:
             params["task_decoder"] = self.task_decoder.init(keys[4], c.latent_size)
         norm = {"obs": running_stats_init(self.obs_size), "context": running_stats_init(self.context_size)}
+        if c.normalize_rewards:
+            norm["return"] = running_stats_init(1)
         return VariBADState(
             params=params,
             ppo_opt_state=self.ppo_optimizer.init({k: params[k] for k in self.ppo_keys}),
@@ -667,13 +689,35 @@ class VariBAD(MetaLearner[VariBADConfig, VariBADState]):
                             dist.entropy(), trials.mask, clip_eps=c.clip_eps, value_clip_eps=c.value_clip_eps,
                             value_coef=c.value_coef, entropy_coef=c.entropy_coef)
 
+    def ppo_rewards(self, norm: dict[str, RunningStats], trials: VAETrial) -> tuple[jax.Array, RunningStats | None]:
+        """PPO's rewards [B, L] and the updated return statistics (None unless normalize_rewards).
+
+        With ``normalize_rewards``, as VariBAD's ``VecNormalize``: the discounted running return
+        ``ret_t = gamma ret_{t-1} + r_t`` of every step enters the statistics, then rewards are
+        divided by their std and clipped to ±10."""
+        c = self.config
+        if not c.normalize_rewards:
+            return trials.reward * c.reward_scale, None
+
+        def running_return(rewards, mask):
+            def body(ret, xs):
+                r, m = xs
+                ret = jnp.where(m > 0, c.gamma * ret + r, ret)
+                return ret, ret
+
+            return jax.lax.scan(body, jnp.zeros(()), (rewards, mask))[1]
+
+        returns = jax.vmap(running_return)(trials.reward, trials.mask)
+        stats = running_stats_update(norm["return"], returns.reshape(-1, 1), trials.mask.reshape(-1))
+        scaled = jnp.clip(trials.reward / jnp.sqrt(stats.var[0] + 1e-8), -10.0, 10.0)
+        return scaled * c.reward_scale * trials.mask, stats
+
     def ppo_batch(self, params: Params, norm: dict[str, RunningStats], trials: VAETrial, context: jax.Array,
-                  log_prob: jax.Array) -> dict[str, Any]:
-        """Values of the behaviour params and GAE targets over each flattened trial ([B, L])."""
+                  log_prob: jax.Array, rewards: jax.Array) -> dict[str, Any]:
+        """Values of the behaviour params and GAE targets of ``rewards`` [B, L] over each flattened trial."""
         c = self.config
         obs, ctx = normalized_policy_inputs(norm, trials.obs, context, c.normalize_policy_inputs)
         _, values = self.policy(params["policy"], obs, ctx)
-        rewards = trials.reward * c.reward_scale
         adv = jax.vmap(rl_returns.gae, in_axes=(0, 0, 0, None, None))(rewards, values, trials.mask, c.gamma,
                                                                        c.gae_lambda)
         batch = {"trial": trials, "context": context, "log_prob": log_prob, "advantages": adv,
@@ -695,7 +739,8 @@ class VariBAD(MetaLearner[VariBADConfig, VariBADState]):
         context, log_prob = flat(traj.extras["context"]), flat(traj.log_prob)
 
         # PPO on the policy (and the encoder with rl_through_encoder).
-        batch = self.ppo_batch(state.params, state.norm, trials, context, log_prob)
+        rewards, return_stats = self.ppo_rewards(state.norm, trials)
+        batch = self.ppo_batch(state.params, state.norm, trials, context, log_prob, rewards)
         ppo_params = {k: state.params[k] for k in self.ppo_keys}
 
         def loss_fn(p, minibatch):
@@ -719,6 +764,8 @@ class VariBAD(MetaLearner[VariBADConfig, VariBADState]):
             "context": running_stats_update(state.norm["context"], context.reshape(-1, self.context_size), mask)
             if self.context_size > 0 else state.norm["context"],
         }
+        if return_stats is not None:
+            norm["return"] = return_stats
 
         first = jax.tree_util.tree_map(lambda x: x[0, 0], infos)
         last = jax.tree_util.tree_map(lambda x: x[-1].mean(), infos)
