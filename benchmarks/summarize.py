@@ -40,6 +40,10 @@ def _config_label(c: dict) -> str:
         parts += [f"{c['episodes_per_task']} ep/task", f"{c['num_inner_steps']} inner"]
     if "hidden_size" in c:
         parts.append(f"GRU {c['hidden_size']}")
+    if "encoder_hidden_size" in c:  # VariBAD / task inference
+        elbo = "all" if not c["subsample_elbos"] else f"{c['subsample_elbos']}x{c['subsample_decodes']}"
+        parts += [f"encoder GRU {c['encoder_hidden_size']}", f"{c['vae_updates']} VAE steps x {c['vae_batch_trials']} "
+                  f"trials, ELBO terms {elbo}"]
     if "trials_per_task" in c:
         parts.append(f"{c['trials_per_task']} trial/task")
     if "num_minibatches" in c:
