@@ -62,7 +62,12 @@ from jmeta.networks.mlp import ACTIVATIONS
 from jmeta.rl import ppo
 from jmeta.rl import returns as rl_returns
 from jmeta.rl.replay import ReplayBuffer, replay_init, replay_insert, replay_sample
-from jmeta.rl.running_stats import RunningStats, running_stats_init, running_stats_normalize, running_stats_update
+from jmeta.rl.running_stats import (
+    RunningStats,
+    running_stats_init,
+    running_stats_normalize,
+    running_stats_update,
+)
 from jmeta.rl.surrogates import global_norm
 from jmeta.rollout import rollout_trials
 from jmeta.types import Metrics, Params, StepInputs, Trajectory
