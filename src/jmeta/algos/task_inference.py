@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+from jmeta.algos import varibad
 from jmeta.algos.base import Preset
 from jmeta.algos.varibad import VariBAD, VariBADConfig
 
@@ -33,21 +34,19 @@ class TaskInferenceConfig(VariBADConfig):
     """Reconstruct the task features from the latent (the supervision of task inference)."""
 
 
-#: Tiny settings for tests.
-TINY = TaskInferenceConfig(latent_size=2, encoder_hidden_size=8, state_embed=4, reward_embed=4, task_decoder_layers=(8,),
-                           policy_layers=(8,), obs_embed=4, context_embed=4, num_minibatches=2, vae_buffer_trials=16,
-                           vae_batch_trials=2, vae_updates=2, eval_trials_per_task=2)
+#: Tiny settings for tests: VariBAD's, with the task decoder instead of the reward decoder.
+TINY = TaskInferenceConfig(**{**dataclasses.asdict(varibad.TINY), "decode_reward": False, "decode_task": True})
 
+#: VariBAD's reward-decoder settings (and its ELBO subsampling: the task loss is cheap, every term is kept).
+_REWARD_DECODING = ("reward_decoder", "reward_multi_head", "reward_decoder_layers", "subsample_elbos",
+                    "subsample_decodes")
 _VB = "lmzintgraf/varibad config/{}.py"
 PRESETS: dict[str, Preset] = {
     "grid_nav": Preset(
         run={"meta_iters": 2000, "meta_batch_size": 16, "chunk_size": 100, "eval_every": 500,
              "checkpoint_every": 500},
-        algo={"latent_size": 5, "encoder_hidden_size": 64, "state_embed": 8, "action_embed": 0, "reward_embed": 8,
-              "task_decoder_layers": (32, 32), "kl_weight": 0.01, "vae_buffer_trials": 10_000,
-              "vae_batch_trials": 25, "vae_updates": 3, "policy_layers": (64, 64), "obs_embed": 32,
-              "context_embed": 32, "lr": 1e-3, "ppo_epochs": 4, "num_minibatches": 4, "clip_eps": 0.2,
-              "value_clip_eps": 0.2, "entropy_coef": 0.01, "gamma": 0.95, "gae_lambda": 0.95},
+        algo={**{k: v for k, v in varibad.PRESETS["grid_nav"].algo.items() if k not in _REWARD_DECODING},
+              "task_decoder_layers": (32, 32)},
         source="VariBAD's grid_nav preset (lmzintgraf/varibad config/gridworld/args_grid_varibad.py scaled for "
                "CPU: 2,000 iterations x 16 trials, 1.9M env steps) with the task decoder of the *_humplik configs "
                "(the goal cell (x, y), squared error) instead of the reward decoder",

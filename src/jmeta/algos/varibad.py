@@ -41,6 +41,7 @@ each episode (axis "episode"), plus the ELBO's terms on those trials as per-task
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar, Literal
 
 import jax
@@ -436,11 +437,7 @@ class VariBAD(MetaLearner[VariBADConfig, VariBADState]):
     # ------------------------------------------------------------------ setup
     @property
     def obs_size(self) -> int:
-        shape = self.env.spec.observation_space.shape
-        size = 1
-        for s in shape:
-            size *= s
-        return size
+        return math.prod(self.env.spec.observation_space.shape)
 
     @property
     def task_size(self) -> int:
