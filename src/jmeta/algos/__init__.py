@@ -14,7 +14,9 @@ from jmeta.errors import unknown_name
 
 _REGISTRY: dict[str, str] = {
     "cavia": "jmeta.algos.cavia:CAVIA",
+    "dream": "jmeta.algos.dream:DREAM",
     "emaml": "jmeta.algos.emaml:EMAML",
+    "erl2": "jmeta.algos.rl2:ERL2",
     "maesn": "jmeta.algos.maesn:MAESN",
     "fomaml": "jmeta.algos.fomaml:FOMAML",
     "maml": "jmeta.algos.maml:MAML",

@@ -20,7 +20,12 @@ One meta-iteration, all inside ``jax.jit``:
 
 Meta-test (:meth:`RL2.evaluate`): trials on the held-out tasks, the return of each episode of the
 trial (axis "episode", k = 0 for the first episode), averaged over ``eval_trials_per_task`` trials
-per task.
+per task (and the success rate per episode where the env reports ``info["success"]``).
+
+E-RL² (:class:`ERL2`, ``--algo erl2``; Stadie et al. 2018, as DREAM's baseline): the same agent
+with ``first_optimized_episode = 1``: the first episode's rewards are observed but not optimised,
+so the first episode is free to explore. On pixel envs (``env.image_shape``) the GRU's input goes
+through :class:`jmeta.networks.cnn.PixelEncoder` first.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ import dataclasses
 from typing import Any, ClassVar, Literal
 
 import jax
+import jax.numpy as jnp
 import optax
 from flax import struct
 
 from jmeta.algos.base import EvalOut, MetaLearner, Preset
+from jmeta.networks.cnn import image_shape
 from jmeta.networks.mlp import ACTIVATIONS
 from jmeta.networks.recurrent import RecurrentActorCritic
 from jmeta.rl import ppo
@@ -92,6 +99,12 @@ class RL2Config:
     keeps value losses O(1) when trial returns are large (e.g. tabular_mdp: 0.1)."""
     bptt_truncation: int = 0
     """Truncated BPTT: cut the gradient through the GRU state every this many steps of the trial (0: full trial)."""
+    first_optimized_episode: int = 0
+    """Rewards of the trial's episodes before this one are seen by the policy (as its previous-reward input) but
+    not optimised (0: every episode counts). 1 gives E-RL² (Stadie et al. 2018; DREAM's baseline): the first
+    episode is for exploration only."""
+    pixel_embed_size: int = 128
+    """Features of the convolutional image encoder (pixel envs only: jmeta.networks.cnn)."""
     eval_trials_per_task: int = 4
     """Meta-test: trials per held-out task (the per-episode return is averaged over them)."""
     eval_episodes: int | None = None
@@ -124,6 +137,12 @@ class RL2Config:
         check(0 <= self.gae_lambda <= 1, p + "gae_lambda", "must be in [0, 1]", self.gae_lambda)
         check(self.reward_scale > 0, p + "reward_scale", "must be > 0", self.reward_scale)
         check(self.bptt_truncation >= 0, p + "bptt_truncation", "must be >= 0", self.bptt_truncation)
+        check(self.first_optimized_episode >= 0, p + "first_optimized_episode", "must be >= 0",
+              self.first_optimized_episode)
+        check(self.episodes_per_trial is None or self.first_optimized_episode < self.episodes_per_trial,
+              p + "first_optimized_episode", f"must be < episodes_per_trial = {self.episodes_per_trial}",
+              self.first_optimized_episode)
+        check(self.pixel_embed_size >= 1, p + "pixel_embed_size", "must be >= 1", self.pixel_embed_size)
         check(self.eval_trials_per_task >= 1, p + "eval_trials_per_task", "must be >= 1", self.eval_trials_per_task)
         check(self.eval_episodes is None or self.eval_episodes >= 1, p + "eval_episodes", "must be >= 1", self.eval_episodes)
 
@@ -196,6 +215,16 @@ class TrialBatch:
     old_values: jax.Array
 
 
+def episode_success(traj: Trajectory) -> dict[str, jax.Array]:
+    """``{"success": [N, K]}``, the fraction of each task's episodes (over the R trials of leaves
+    [N, R, K, T]) in which the env's step info reported ``success``; ``{}`` when it reports none."""
+    info = traj.extras.get("info", {})
+    if "success" not in info:
+        return {}
+    reached = ((info["success"] * traj.mask).max(axis=-1) > 0).astype(jnp.float32)
+    return {"success": reached.mean(axis=1)}
+
+
 def flatten_trial_axis(x: jax.Array) -> jax.Array:
     """[..., K, T] -> [..., K * T] (one stream per trial)."""
     return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
@@ -217,13 +246,20 @@ class RL2(MetaLearner[RL2Config, RL2State]):
     PRESETS: ClassVar[dict[str, Preset]] = PRESETS
     EVAL_AXIS: ClassVar[str] = "episode"
 
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.config.first_optimized_episode < self.episodes_per_trial, f"{self.name}.first_optimized_episode",
+              f"must be < the episodes per trial ({self.episodes_per_trial}; set --{self.name}.episodes-per-trial)",
+              self.config.first_optimized_episode)
+
     # ------------------------------------------------------------------ setup
     @property
     def network(self) -> RecurrentActorCritic:
         c = self.config
         return RecurrentActorCritic(
             self.env.spec.action_space, c.hidden_size, tuple(c.embed_sizes), tuple(c.head_sizes),
-            c.activation, c.shared_core, c.init_std,
+            c.activation, c.shared_core, c.init_std, image_shape=image_shape(self.env),
+            pixel_embed_size=c.pixel_embed_size,
         )
 
     @property
@@ -255,11 +291,12 @@ class RL2(MetaLearner[RL2Config, RL2State]):
 
     # ------------------------------------------------------------------ data
     def collect(self, params: Params, tasks: Any, key: jax.Array, trials_per_task: int, num_episodes: int,
-                deterministic: bool = False) -> Trajectory:
+                deterministic: bool = False, record_info: bool = False) -> Trajectory:
         """Trials of each task under ``params``. Leaves [N, R, K, T, ...]."""
         net = self.network
         actor = net.deterministic_actor() if deterministic else net
-        return rollout_trials(self.env, actor, params, tasks, key, trials_per_task, num_episodes, next_obs=False)
+        return rollout_trials(self.env, actor, params, tasks, key, trials_per_task, num_episodes, next_obs=False,
+                              record_info=record_info)
 
     def trial_batch(self, params: Params, trials: Trajectory) -> TrialBatch:
         """Values of the behaviour params and GAE targets for trials with leaves [B, K, T, ...].
@@ -267,7 +304,8 @@ class RL2(MetaLearner[RL2Config, RL2State]):
         Values and targets are in units of ``reward_scale * reward``."""
         c = self.config
         _, values, _ = jax.vmap(lambda t: self.network.unroll(params, t))(trials)
-        rewards = trials.reward * c.reward_scale
+        optimized = jnp.arange(trials.reward.shape[-2]) >= c.first_optimized_episode  # [K]
+        rewards = trials.reward * c.reward_scale * optimized[:, None]
         adv = jax.vmap(trial_gae, in_axes=(0, 0, 0, None, None))(rewards, values, trials.mask, c.gamma, c.gae_lambda)
         batch = TrialBatch(traj=trials, advantages=adv, targets=(adv + values) * trials.mask, old_values=values)
         return jax.lax.stop_gradient(batch)
@@ -317,5 +355,33 @@ class RL2(MetaLearner[RL2Config, RL2State]):
         """Return of each episode of a trial on each task, averaged over trials: [N, K]."""
         c = self.config
         num_episodes = c.eval_episodes or self.episodes_per_trial
-        traj = self.collect(state.params, tasks, key, c.eval_trials_per_task, num_episodes, c.eval_deterministic)
-        return EvalOut(returns=traj.episode_return().mean(axis=1), axis="episode")
+        traj = self.collect(state.params, tasks, key, c.eval_trials_per_task, num_episodes, c.eval_deterministic,
+                            record_info=True)
+        return EvalOut(returns=traj.episode_return().mean(axis=1), axis="episode", extras=episode_success(traj))
+
+
+@dataclasses.dataclass(frozen=True)
+class ERL2Config(RL2Config):
+    """E-RL² (Stadie et al. 2018; DREAM's baseline): RL² that optimises only the episodes after the first."""
+
+    first_optimized_episode: int = 1
+    """Rewards of the trial's episodes before this one are observed but not optimised (1: the first episode
+    explores for free)."""
+    episodes_per_trial: int | None = 2
+    """Episodes per trial during meta-training (None: the environment's); 2 = exploration + execution."""
+
+
+#: Tiny settings for tests.
+ERL2_TINY = ERL2Config(**{**dataclasses.asdict(TINY), "first_optimized_episode": 1, "episodes_per_trial": 2})
+
+ERL2_PRESETS: dict[str, Preset] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ERL2(RL2):
+    """E-RL² over ``env`` and ``task_dist`` (module docstring)."""
+
+    name: ClassVar[str] = "erl2"
+    Config: ClassVar[type] = ERL2Config
+    TINY: ClassVar[ERL2Config] = ERL2_TINY
+    PRESETS: ClassVar[dict[str, Preset]] = ERL2_PRESETS

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jmeta.networks.cnn import split_pixels
 from jmeta.networks.distributions import Categorical, DiagGaussian
 from jmeta.networks.mlp import MLP, hidden_layers
 from jmeta.spaces import Box, Discrete, Space
@@ -48,14 +49,21 @@ def encode_inputs(inputs: StepInputs, action_space: Space) -> jax.Array:
 
 
 class _Core(nn.Module):
-    """Input embedding MLP followed by a GRU cell. ([H], [D]) -> ([H], [H])."""
+    """(Pixel encoder,) input embedding MLP, then a GRU cell. ([H], [D]) -> ([H], [H]).
+
+    With ``image_shape`` the first ``H*W*C`` input entries are an image, encoded by
+    :class:`jmeta.networks.cnn.PixelEncoder` before the MLP."""
 
     hidden_size: int
     embed_sizes: Sequence[int]
     activation: str
+    image_shape: tuple[int, int, int] | None = None
+    pixel_embed_size: int = 128
 
     @nn.compact
     def __call__(self, carry: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.image_shape is not None:
+            x = split_pixels(x, self.image_shape, self.pixel_embed_size)
         x = hidden_layers(x, self.embed_sizes, self.activation)
         return nn.GRUCell(self.hidden_size, name="gru")(carry, x)
 
@@ -69,15 +77,18 @@ class _ActorCriticNet(nn.Module):
     activation: str
     shared_core: bool
     init_log_std: float
+    image_shape: tuple[int, int, int] | None = None
+    pixel_embed_size: int = 128
 
     @nn.compact
     def __call__(self, carry: Carry, x: jax.Array):
-        policy_h, features = _Core(self.hidden_size, self.embed_sizes, self.activation, name="core")(carry["policy"], x)
+        core = (self.hidden_size, self.embed_sizes, self.activation, self.image_shape, self.pixel_embed_size)
+        policy_h, features = _Core(*core, name="core")(carry["policy"], x)
         new_carry = {"policy": policy_h}
         if self.shared_core:
             value_features = features
         else:
-            value_h, value_features = _Core(self.hidden_size, self.embed_sizes, self.activation, name="value_core")(
+            value_h, value_features = _Core(*core, name="value_core")(
                 carry["value"], x
             )
             new_carry["value"] = value_h
@@ -100,6 +111,9 @@ class RecurrentActorCritic:
       embed_sizes: MLP layers applied to the input before the GRU (may be empty).
       head_sizes: hidden layers of the policy and value heads on top of the GRU output.
       shared_core: one GRU for policy and value (True) or a second GRU for the value (False).
+      image_shape: ``(H, W, C)`` when the observation starts with an image (pixel envs,
+        :func:`jmeta.networks.cnn.image_shape`): each core encodes it with a
+        :class:`jmeta.networks.cnn.PixelEncoder` to ``pixel_embed_size`` features first.
     """
 
     action_space: Space
@@ -110,6 +124,8 @@ class RecurrentActorCritic:
     shared_core: bool = True
     init_std: float = 1.0
     min_std: float = 1e-6
+    image_shape: tuple[int, int, int] | None = None
+    pixel_embed_size: int = 128
 
     @property
     def _net(self) -> _ActorCriticNet:
@@ -119,7 +135,7 @@ class RecurrentActorCritic:
         outputs = self.action_space.n if discrete else self.action_space.flat_dim
         return _ActorCriticNet(
             outputs, discrete, self.hidden_size, tuple(self.embed_sizes), tuple(self.head_sizes),
-            self.activation, self.shared_core, math.log(self.init_std),
+            self.activation, self.shared_core, math.log(self.init_std), self.image_shape, self.pixel_embed_size,
         )
 
     privileged = False  # an actor of jmeta.rollout that sees only the observation and its inputs

@@ -60,6 +60,8 @@ from jmeta.envs.pixel.maze_layouts import (
     DEFAULT_START_HEADING,
     GREY,
     RED,
+    SMALL_LAYOUT,
+    SMALL_START_HEADING,
     LayoutBank,
     parse_layout,
     random_layouts,
@@ -85,7 +87,7 @@ HEADINGS = np.array(
     [[1, 0], [_S, _S], [0, 1], [-_S, _S], [-1, 0], [-_S, -_S], [0, -1], [_S, -_S]], np.float32
 )
 
-LAYOUT_CHOICES = ("default", "random")
+LAYOUT_CHOICES = ("default", "small", "random")
 
 
 # ---------------------------------------------------------------- params, task, state
@@ -95,7 +97,8 @@ LAYOUT_CHOICES = ("default", "random")
 class MazeParams:
     """Static definition of one maze variant (every field overridable through ``jmeta.make``).
 
-    layout: ``"default"`` (the fixed :data:`DEFAULT_LAYOUT`) or ``"random"`` (a bank of
+    layout: ``"default"`` (the fixed :data:`DEFAULT_LAYOUT`), ``"small"`` (the fixed
+    :data:`SMALL_LAYOUT`, for CPU-sized learning tests) or ``"random"`` (a bank of
     ``num_layouts`` generated ``layout_size x layout_size`` mazes from ``layout_seed``).
     Lengths are in world units (a cell is ``cell_size`` wide); rewards are per touch.
     """
@@ -175,6 +178,8 @@ def layout_bank(params: MazeParams) -> LayoutBank:
     """The variant's layout bank: the fixed default layout, or the generated bank."""
     if params.layout == "default":
         return parse_layout(DEFAULT_LAYOUT, DEFAULT_START_HEADING)
+    if params.layout == "small":
+        return parse_layout(SMALL_LAYOUT, SMALL_START_HEADING)
     return random_layouts(params.num_layouts, params.layout_size, params.layout_seed)
 
 
@@ -452,6 +457,7 @@ def split_observation_2d(obs: jax.Array, grid_shape: tuple[int, int]) -> dict[st
 VARIANTS_2D: dict[str, MazeParams] = {
     "default": MazeParams(),
     "random_layout": MazeParams(layout="random"),
+    "small": MazeParams(layout="small", horizon=50),
 }
 
 
@@ -567,6 +573,11 @@ class Maze3D(MazeBase):
         p = self.params
         return Box(0.0, 1.0, (p.image_height * p.image_width * 3,))
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, 3)``: the whole observation is this image (for :mod:`jmeta.networks.cnn`)."""
+        return (self.params.image_height, self.params.image_width, 3)
+
     def scene(self, state: MazeState, task: MazeTask):
         """The :class:`jmeta.envs.pixel.render.Scene` of ``task`` as seen in ``state`` (the reveal applied)."""
         r, p = render, self.params
@@ -595,6 +606,7 @@ class Maze3D(MazeBase):
 VARIANTS_3D: dict[str, Maze3DParams] = {
     "default": Maze3DParams(),
     "random_layout": Maze3DParams(layout="random"),
+    "small": Maze3DParams(layout="small", horizon=50),
 }
 
 

@@ -40,6 +40,20 @@ DEFAULT_LAYOUT = (
 #: Start heading of the default layout (0 = east, +x).
 DEFAULT_START_HEADING = 0
 
+#: The ``small`` layout (jmeta's own, for CPU-sized learning tests): the same decision in a 6 x 9
+#: maze. Start -> blue and start -> red: 3 cells each, in a straight line (the agent faces red);
+#: start -> grey: 3 cells down a dead-end corridor behind a right (or left) turn of 90 degrees.
+SMALL_LAYOUT = (
+    "#########",
+    "#B..S..R#",
+    "####.####",
+    "####.####",
+    "####G####",
+    "#########",
+)
+#: Start heading of the small layout (0 = east, +x).
+SMALL_START_HEADING = 0
+
 @dataclasses.dataclass(frozen=True)
 class LayoutBank:
     """A stack of ``N`` layouts of one shape (host-side numpy arrays).

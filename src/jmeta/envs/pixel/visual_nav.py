@@ -310,6 +310,11 @@ class VisualNav:
             source=SOURCES,
         )
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, 3)`` of the image that starts each observation (the one-hot instruction follows)."""
+        return (self.params.height, self.params.width, 3)
+
     def reset(self, key: jax.Array, task: VisualNavTask) -> tuple[jax.Array, VisualNavState]:
         p = self.params
         k_pos, k_dir, k_instr, k_obj = jax.random.split(key, 4)
