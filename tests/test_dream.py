@@ -133,6 +133,22 @@ def test_exec_policy_depends_on_the_embedding():
     assert not np.allclose(logits[0], logits[1])
 
 
+def test_replays_reproduce_the_behaviour_log_probs_of_both_policies():
+    """PPO's ratios start at 1: replaying the recorded episodes (the execution one with its z appended
+    to every observation) gives the log-probabilities the policies acted with."""
+    learner = _dream(horizon=10)
+    state = learner.init(jax.random.key(0))
+    tasks = sample_tasks(learner.task_dist, jax.random.key(2), 4)
+    explore = learner.explore(state.params["explore"], tasks, jax.random.key(3))
+    lp, _, _ = jax.vmap(lambda t: learner.explore_net.unroll(state.params["explore"], t))(explore)
+    np.testing.assert_allclose(lp * explore.mask, explore.log_prob * explore.mask, rtol=1e-5, atol=1e-5)
+    z = jax.random.normal(jax.random.key(4), (4, TINY.embed_size))
+    execute = learner.execute(state.params["exec"], z, tasks, jax.random.key(5))
+    lp, _, _ = jax.vmap(lambda t, zz: learner._exec_unroll(state.params["exec"], t, zz))(execute, z)
+    np.testing.assert_allclose(lp * execute.mask, execute.log_prob * execute.mask, rtol=1e-5, atol=1e-5)
+    assert "Dense_1" in state.params["exec"]["core"]  # z's own embedding layer beside the observation's
+
+
 def test_evaluate_reports_exploration_and_execution_with_success():
     learner = _dream(horizon=10)
     state = learner.init(jax.random.key(0))
@@ -143,10 +159,16 @@ def test_evaluate_reports_exploration_and_execution_with_success():
     assert np.all((out.extras["success"] >= 0) & (out.extras["success"] <= 1))
 
 
+def _small_pixel_env():
+    """maze3d's small layout at 32 x 32 pixels, 3 steps: the pixel path at a test's cost."""
+    return jmeta.make("maze3d", variant="small", horizon=3, image_width=32, image_height=32)
+
+
+@pytest.mark.extended  # about 35 s of compiling; the pixel paths it uses are covered by the RL² and VariBAD tests
 def test_dream_runs_on_pixels_with_the_convolutional_encoder():
-    env, dist = jmeta.make("visual_nav", horizon=3)
+    env, dist = _small_pixel_env()
     learner = make_algorithm("dream", env, dist, TINY, 2)
-    assert learner.decoder.image_shape == (60, 80, 3) and learner.exec_net.image_shape == (60, 80, 3)
+    assert learner.decoder.image_shape == (32, 32, 3) and learner.exec_net.image_shape == (32, 32, 3)
     state = learner.init(jax.random.key(0))
     assert "pixels" in state.params["exec"]["core"] and "pixels" in state.params["decoder"]["transition"]
     state, metrics = jax.jit(learner.meta_step)(state, jax.random.key(1))
@@ -257,3 +279,25 @@ def test_small_maze_layout_is_valid_and_the_scripted_references_behave():
     assert float(stats.revealed[2].min()) == 1.0 and float(stats.revealed[3].max()) == 0.0
     with pytest.raises(ConfigError, match="maze.layout"):
         jmeta.make("maze2d", layout="tiny")
+
+
+def test_varibad_on_pixels_encodes_the_image_in_the_encoder_and_the_policy():
+    from jmeta.algos.varibad import TINY as VB_TINY
+
+    env, dist = _small_pixel_env()
+    learner = make_algorithm("varibad", env, dist, dataclasses.replace(VB_TINY, reward_multi_head=False), 2)
+    assert learner.encoder.image_shape == (32, 32, 3) and learner.policy.image_shape == (32, 32, 3)
+    state = learner.init(jax.random.key(0))
+    _, metrics = jax.jit(learner.meta_step)(state, jax.random.key(1))
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+
+
+def test_maze_and_visual_nav_task_features_are_one_hot_colours():
+    from jmeta.envs.base import task_features
+    from jmeta.envs.pixel.maze import task_from_bank
+
+    env, _ = jmeta.make("maze2d")
+    np.testing.assert_array_equal(task_features(env, task_from_bank(env.bank, 0, 1)), [0.0, 1.0])
+    env, dist = jmeta.make("visual_nav")
+    task = dist.sample(jax.random.key(3))
+    np.testing.assert_array_equal(task_features(env, task), np.eye(3)[int(task.color)])

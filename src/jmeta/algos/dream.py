@@ -97,6 +97,9 @@ class DreamConfig:
     """GRU width of each policy."""
     embed_sizes: tuple[int, ...] = (64,)
     """MLP layers before each policy's GRU (may be empty)."""
+    context_embed: int = 64
+    """Width of the execution policy's embedding of z, concatenated with its observation embedding before the GRU
+    (DREAM: a 64-d trajectory embedding beside a 64-d observation embedding)."""
     head_sizes: tuple[int, ...] = (64,)
     """Hidden layers of the policy and value heads (may be empty)."""
     activation: Literal["relu", "tanh", "elu", "gelu", "swish"] = "relu"
@@ -134,7 +137,7 @@ class DreamConfig:
 
     def validate(self, prefix: str, meta_batch_size: int | None = None) -> None:
         p = prefix + "."
-        for name in ("embed_size", "decoder_hidden_size", "decoder_state_embed", "decoder_action_embed",
+        for name in ("embed_size", "context_embed", "decoder_hidden_size", "decoder_state_embed", "decoder_action_embed",
                      "hidden_size", "pixel_embed_size", "ppo_epochs", "num_minibatches", "eval_trials_per_task"):
             check(getattr(self, name) >= 1, p + name, "must be >= 1", getattr(self, name))
         for name in ("id_hidden_sizes", "embed_sizes", "head_sizes"):
@@ -156,11 +159,32 @@ class DreamConfig:
 
 
 #: Tiny settings for tests.
-TINY = DreamConfig(embed_size=8, id_hidden_sizes=(8,), decoder_hidden_size=16, decoder_state_embed=8,
+TINY = DreamConfig(embed_size=8, context_embed=8, id_hidden_sizes=(8,), decoder_hidden_size=16, decoder_state_embed=8,
                    decoder_action_embed=4, hidden_size=16, embed_sizes=(8,), head_sizes=(8,), pixel_embed_size=16,
                    ppo_epochs=2, num_minibatches=2, eval_trials_per_task=2)
 
-PRESETS: dict[str, Preset] = {}
+#: The maze presets' settings: ezliu/dream configs/default.json where it applies (noise 0.1, cutoff 10,
+#: penalty 0.1, gamma 0.99), smaller networks for the CPU budget, the exploration episode's rewards
+#: fed to the decoder and an execution entropy bonus of 0.03 (see docs/algorithms/dream.md, "Presets").
+_MAZE = {"hidden_size": 64, "embed_size": 32, "decoder_uses_reward": True, "entropy_coef": 0.03}
+PRESETS: dict[str, Preset] = {
+    "maze2d:small": Preset(
+        run={"env_variant": "small", "meta_iters": 400, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 50,
+             "checkpoint_every": 100, "eval_tasks": 40},
+        algo=_MAZE,
+        source="ezliu/dream configs/default.json (noise 0.1, cutoff 10, penalty 0.1, gamma 0.99; a recurrent DQN "
+               "there) as PPO (4 x 4 minibatches, lr 1e-3, execution entropy 0.03), GRUs of 64, embedding 32 and the "
+               "decoder reading the exploration episode's rewards too: 32 tasks x 2 episodes x 50 steps per iteration, 400 iterations "
+               "(1.3M env steps)",
+    ),
+    "maze2d": Preset(
+        run={"meta_iters": 600, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 100, "checkpoint_every": 100,
+             "eval_tasks": 40},
+        algo=_MAZE,
+        source="the maze2d:small preset on the default layout: 32 tasks x 2 episodes x 200 steps, 600 iterations "
+               "(7.7M env steps)",
+    ),
+}
 
 
 @struct.dataclass
@@ -230,11 +254,12 @@ class DREAM(MetaLearner[DreamConfig, DreamState]):
     EVAL_AXIS: ClassVar[str] = "episode"
 
     # ------------------------------------------------------------------ networks
-    def _policy(self) -> RecurrentActorCritic:
+    def _policy(self, context_size: int = 0) -> RecurrentActorCritic:
         c = self.config
         return RecurrentActorCritic(self.env.spec.action_space, c.hidden_size, tuple(c.embed_sizes),
                                     tuple(c.head_sizes), c.activation, True, c.init_std,
-                                    image_shape=image_shape(self.env), pixel_embed_size=c.pixel_embed_size)
+                                    image_shape=image_shape(self.env), pixel_embed_size=c.pixel_embed_size,
+                                    context_size=context_size, context_embed=c.context_embed)
 
     @property
     def explore_net(self) -> RecurrentActorCritic:
@@ -242,7 +267,8 @@ class DREAM(MetaLearner[DreamConfig, DreamState]):
 
     @property
     def exec_net(self) -> RecurrentActorCritic:
-        return self._policy()
+        """Acts on ``[obs, z]``: z, the last ``embed_size`` entries, has its own embedding layer."""
+        return self._policy(self.config.embed_size)
 
     @property
     def task_id(self) -> TaskIdEmbedder:
@@ -282,7 +308,7 @@ class DREAM(MetaLearner[DreamConfig, DreamState]):
         net = self.explore_net
         params = {
             "explore": net.init(k_exp, net.input_size(space)),
-            "exec": net.init(k_exec, net.input_size(space) + self.config.embed_size),
+            "exec": self.exec_net.init(k_exec, net.input_size(space) + self.config.embed_size),
             "task_id": self.task_id.init(k_id, feature_size),
             "decoder": self.decoder.init(k_dec, obs_size),
         }

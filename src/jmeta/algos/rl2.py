@@ -182,6 +182,22 @@ PRESETS: dict[str, Preset] = {
                "clip 0.1, 5e7 frames) for the side-by-side with VariBAD and task inference: 16 trials of 3 x 100 "
                "steps per iteration, 1,000 iterations (4.8M env steps)",
     ),
+    "maze2d:small": Preset(
+        run={"env_variant": "small", "meta_iters": 400, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 50,
+             "checkpoint_every": 100, "eval_tasks": 40},
+        algo={"hidden_size": 64, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4, "entropy_coef": 0.03,
+              "episodes_per_trial": 2},
+        source="RL² over 2-episode trials (both optimised) at DREAM's maze2d:small budget and entropy bonus (0.03), "
+               "for the side-by-side",
+    ),
+    "maze2d": Preset(
+        run={"meta_iters": 600, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 100, "checkpoint_every": 100,
+             "eval_tasks": 40},
+        algo={"hidden_size": 64, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4, "entropy_coef": 0.03,
+              "episodes_per_trial": 2},
+        source="RL² over 2-episode trials (both optimised) at DREAM's maze2d budget and entropy bonus, for the "
+               "side-by-side",
+    ),
     "tabular_mdp": Preset(
         run={"meta_iters": 500, "meta_batch_size": 64, "chunk_size": 25, "eval_every": 50, "checkpoint_every": 50},
         algo={"hidden_size": 128, "lr": 1e-3, "reward_scale": 0.1},
@@ -374,7 +390,24 @@ class ERL2Config(RL2Config):
 #: Tiny settings for tests.
 ERL2_TINY = ERL2Config(**{**dataclasses.asdict(TINY), "first_optimized_episode": 1, "episodes_per_trial": 2})
 
-ERL2_PRESETS: dict[str, Preset] = {}
+_MAZE_RL2 = {"hidden_size": 64, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4, "entropy_coef": 0.03,
+             "episodes_per_trial": 2}
+ERL2_PRESETS: dict[str, Preset] = {
+    "maze2d:small": Preset(
+        run={"env_variant": "small", "meta_iters": 400, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 50,
+             "checkpoint_every": 100, "eval_tasks": 40},
+        algo=_MAZE_RL2,
+        source="DREAM's E-RL² baseline (ezliu/dream configs/rl2.json: a recurrent DQN there) as PPO with RL²'s grid_nav "
+               "settings, a GRU of 64 and DREAM's maze entropy bonus (0.03), for the side-by-side with DREAM at its maze2d:small budget (2 episodes x 50 "
+               "steps x 32 tasks x 400 iterations)",
+    ),
+    "maze2d": Preset(
+        run={"meta_iters": 600, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 100, "checkpoint_every": 100,
+             "eval_tasks": 40},
+        algo=_MAZE_RL2,
+        source="the maze2d:small preset on the default layout (DREAM's budget there)",
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True)

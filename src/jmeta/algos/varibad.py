@@ -59,6 +59,7 @@ from jmeta.networks.belief import (
     TrialEncoder,
     kl_to_previous,
 )
+from jmeta.networks.cnn import image_shape
 from jmeta.networks.mlp import ACTIVATIONS
 from jmeta.rl import ppo
 from jmeta.rl import returns as rl_returns
@@ -199,6 +200,9 @@ class VariBADConfig:
     normalize_rewards: bool = False
     """Divide PPO's rewards by a running std of discounted returns, clipped to ±10 (VariBAD's
     norm_rew_for_policy; before reward_scale)."""
+    pixel_embed_size: int = 128
+    """Features of the convolutional image encoders of the trial encoder and the policy (pixel envs only:
+    jmeta.networks.cnn)."""
     # ---------------------------------------------------------------- meta-test
     eval_trials_per_task: int = 4
     """Meta-test: trials per held-out task."""
@@ -210,7 +214,7 @@ class VariBADConfig:
     def validate(self, prefix: str, meta_batch_size: int | None = None) -> None:
         p = prefix + "."
         positive = ("trials_per_task", "latent_size", "encoder_hidden_size", "vae_buffer_trials", "vae_batch_trials",
-                    "vae_updates", "ppo_epochs", "num_minibatches", "eval_trials_per_task")
+                    "vae_updates", "ppo_epochs", "num_minibatches", "eval_trials_per_task", "pixel_embed_size")
         for name in positive:
             check(getattr(self, name) >= 1, p + name, "must be >= 1", getattr(self, name))
         non_negative = ("state_embed", "action_embed", "reward_embed", "decoder_state_embed", "decoder_action_embed",
@@ -303,6 +307,20 @@ PRESETS: dict[str, Preset] = {
         source=_VB.format("mujoco/args_cheetah_vel_varibad") + " (16 processes x 400 steps = one 2-episode trial "
                "each, 1e8 frames): 16 trials per iteration, 300 iterations (1.9M env steps, 2% of the authors' "
                "budget)",
+    ),
+    "maze2d:small": Preset(
+        run={"env_variant": "small", "meta_iters": 400, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 50,
+             "checkpoint_every": 100, "eval_tasks": 40},
+        algo={"episodes_per_trial": 2, "latent_size": 5, "encoder_hidden_size": 64, "state_embed": 32,
+              "action_embed": 8, "reward_embed": 8, "reward_decoder": "gaussian", "reward_multi_head": False,
+              "reward_input_prev_state": True, "reward_input_action": True, "reward_decoder_layers": (64, 32),
+              "kl_weight": 0.01, "vae_buffer_trials": 10000, "vae_batch_trials": 25, "vae_updates": 3,
+              "subsample_elbos": 20, "subsample_decodes": 20, "policy_layers": (64, 64), "obs_embed": 32,
+              "context_embed": 32, "lr": 1e-3, "ppo_epochs": 4, "num_minibatches": 4, "clip_eps": 0.2,
+              "value_clip_eps": 0.2, "entropy_coef": 0.03, "gamma": 0.99, "gae_lambda": 0.95},
+        source="the grid_nav preset's VAE and PPO settings (with DREAM's maze entropy bonus, 0.03) with a single-head Gaussian reward decoder on (s, a, s') "
+               "(maze rewards are +1 / -1 / 0 and the maze has no state index) over 2-episode trials, at DREAM's "
+               "maze2d:small budget (32 trials x 2 x 50 steps x 400 iterations), for the side-by-side",
     ),
 }
 
@@ -455,7 +473,7 @@ class VariBAD(MetaLearner[VariBADConfig, VariBADState]):
         c = self.config
         return TrialEncoder(self.env.spec.action_space, c.latent_size, c.encoder_hidden_size, c.state_embed,
                             c.action_embed, c.reward_embed, tuple(c.encoder_layers_before),
-                            tuple(c.encoder_layers_after))
+                            tuple(c.encoder_layers_after), image_shape(self.env), c.pixel_embed_size)
 
     @property
     def reward_decoder(self) -> RewardDecoder:
@@ -479,7 +497,8 @@ class VariBAD(MetaLearner[VariBADConfig, VariBADState]):
     def policy(self) -> BeliefActorCritic:
         c = self.config
         return BeliefActorCritic(self.env.spec.action_space, c.obs_embed, c.context_embed, tuple(c.policy_layers),
-                                 c.activation, c.init_std)
+                                 c.activation, c.init_std, image_shape=image_shape(self.env),
+                                 pixel_embed_size=c.pixel_embed_size)
 
     def actor(self, deterministic: bool = False) -> BeliefActor:
         c = self.config

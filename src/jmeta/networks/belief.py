@@ -39,6 +39,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jmeta.networks.cnn import PixelEncoder, split_pixels
 from jmeta.networks.distributions import Categorical, DiagGaussian
 from jmeta.networks.mlp import MLP, activation_fn
 from jmeta.spaces import Box, Discrete, Space
@@ -88,8 +89,11 @@ class _EncoderNet(nn.Module):
     reward_embed: int
     layers_before: Sequence[int]
     layers_after: Sequence[int]
+    image_shape: tuple[int, int, int] | None = None
+    pixel_embed_size: int = 128
 
     def setup(self):
+        self.pixels = None if self.image_shape is None else PixelEncoder(self.pixel_embed_size)
         self.before = [nn.Dense(w) for w in self.layers_before]
         self.gru = nn.GRUCell(self.hidden_size, kernel_init=nn.initializers.orthogonal(),
                               recurrent_kernel_init=nn.initializers.orthogonal())
@@ -106,6 +110,10 @@ class _EncoderNet(nn.Module):
         return self.mean_head(h), self.logvar_head(h)
 
     def __call__(self, h: jax.Array, state: jax.Array, action: jax.Array, reward: jax.Array):
+        if self.pixels is not None:  # the state starts with the image
+            size = math.prod(self.image_shape)
+            images = state[..., :size].reshape(*state.shape[:-1], *self.image_shape)
+            state = jnp.concatenate([self.pixels(images), state[..., size:]], axis=-1)
         parts = [nn.relu(fc(x)) for fc, x in ((self.state_fc, state), (self.action_fc, action), (self.reward_fc, reward))
                  if fc is not None]
         x = jnp.concatenate(parts, axis=-1)
@@ -121,7 +129,8 @@ class TrialEncoder:
 
     Attributes: action_space; latent_size Z; hidden_size H; state/action/reward embedding widths
     (0 drops the part; the state part is the flattened observation plus the episode-start flag);
-    layers_before / layers_after: dense ReLU layers around the GRU.
+    layers_before / layers_after: dense ReLU layers around the GRU; image_shape: ``(H, W, C)`` for
+    pixel observations (the image part goes through a :class:`jmeta.networks.cnn.PixelEncoder` first).
     """
 
     action_space: Space
@@ -132,11 +141,14 @@ class TrialEncoder:
     reward_embed: int = 8
     layers_before: tuple[int, ...] = ()
     layers_after: tuple[int, ...] = ()
+    image_shape: tuple[int, int, int] | None = None
+    pixel_embed_size: int = 128
 
     @property
     def _net(self) -> _EncoderNet:
         return _EncoderNet(self.latent_size, self.hidden_size, self.state_embed, self.action_embed, self.reward_embed,
-                           tuple(self.layers_before), tuple(self.layers_after))
+                           tuple(self.layers_before), tuple(self.layers_after), self.image_shape,
+                           self.pixel_embed_size)
 
     def features(self, inputs: StepInputs) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(state [.., D + 1], action [.., A], reward [.., 1]) features of step inputs with leading axes."""
@@ -332,9 +344,13 @@ class _PolicyNet(nn.Module):
     layers: Sequence[int]
     activation: str
     init_log_std: float
+    image_shape: tuple[int, int, int] | None = None
+    pixel_embed_size: int = 128
 
     @nn.compact
     def __call__(self, obs: jax.Array, context: jax.Array):
+        if self.image_shape is not None:
+            obs = split_pixels(obs, self.image_shape, self.pixel_embed_size)
         parts = [obs if self.obs_embed == 0 else jnp.tanh(nn.Dense(self.obs_embed, name="obs_embed")(obs))]
         if context.shape[-1] > 0:
             parts.append(context if self.context_embed == 0
@@ -354,7 +370,8 @@ class BeliefActorCritic:
 
     Categorical actions for a Discrete space, a diagonal Gaussian with a learned state-independent
     log-std for a Box. ``obs_embed`` / ``context_embed``: widths of the tanh embeddings (0: the raw
-    input)."""
+    input); ``image_shape``: pixel observations, encoded by a :class:`jmeta.networks.cnn.PixelEncoder`
+    before the observation embedding."""
 
     action_space: Space
     obs_embed: int = 16
@@ -363,6 +380,8 @@ class BeliefActorCritic:
     activation: str = "tanh"
     init_std: float = 1.0
     min_std: float = 1e-6
+    image_shape: tuple[int, int, int] | None = None
+    pixel_embed_size: int = 128
 
     @property
     def _net(self) -> _PolicyNet:
@@ -371,7 +390,8 @@ class BeliefActorCritic:
             raise TypeError(f"unsupported action space {self.action_space!r}")
         activation_fn(self.activation)
         return _PolicyNet(action_features_size(self.action_space), discrete, self.obs_embed, self.context_embed,
-                          tuple(self.layers), self.activation, math.log(self.init_std))
+                          tuple(self.layers), self.activation, math.log(self.init_std), self.image_shape,
+                          self.pixel_embed_size)
 
     def init(self, key: jax.Array, obs_size: int, context_size: int) -> Params:
         return self._net.init(key, jnp.zeros((obs_size,), jnp.float32), jnp.zeros((context_size,), jnp.float32))["params"]

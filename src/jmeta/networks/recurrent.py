@@ -59,12 +59,19 @@ class _Core(nn.Module):
     activation: str
     image_shape: tuple[int, int, int] | None = None
     pixel_embed_size: int = 128
+    context_size: int = 0
+    context_embed: int = 64
 
     @nn.compact
     def __call__(self, carry: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.context_size > 0:  # the last entries: a context with its own embedding
+            x, context = x[..., : -self.context_size], x[..., -self.context_size :]
         if self.image_shape is not None:
             x = split_pixels(x, self.image_shape, self.pixel_embed_size)
         x = hidden_layers(x, self.embed_sizes, self.activation)
+        if self.context_size > 0:
+            context = hidden_layers(context, (self.context_embed,), self.activation)
+            x = jnp.concatenate([x, context], axis=-1)
         return nn.GRUCell(self.hidden_size, name="gru")(carry, x)
 
 
@@ -79,10 +86,13 @@ class _ActorCriticNet(nn.Module):
     init_log_std: float
     image_shape: tuple[int, int, int] | None = None
     pixel_embed_size: int = 128
+    context_size: int = 0
+    context_embed: int = 64
 
     @nn.compact
     def __call__(self, carry: Carry, x: jax.Array):
-        core = (self.hidden_size, self.embed_sizes, self.activation, self.image_shape, self.pixel_embed_size)
+        core = (self.hidden_size, self.embed_sizes, self.activation, self.image_shape, self.pixel_embed_size,
+                self.context_size, self.context_embed)
         policy_h, features = _Core(*core, name="core")(carry["policy"], x)
         new_carry = {"policy": policy_h}
         if self.shared_core:
@@ -114,6 +124,9 @@ class RecurrentActorCritic:
       image_shape: ``(H, W, C)`` when the observation starts with an image (pixel envs,
         :func:`jmeta.networks.cnn.image_shape`): each core encodes it with a
         :class:`jmeta.networks.cnn.PixelEncoder` to ``pixel_embed_size`` features first.
+      context_size: > 0 when the last ``context_size`` entries of each observation are a context
+        (DREAM's task embedding): it gets its own ``context_embed``-wide layer, concatenated with the
+        embedding of the rest before the GRU, so a small context is not drowned by a large observation.
     """
 
     action_space: Space
@@ -126,6 +139,8 @@ class RecurrentActorCritic:
     min_std: float = 1e-6
     image_shape: tuple[int, int, int] | None = None
     pixel_embed_size: int = 128
+    context_size: int = 0
+    context_embed: int = 64
 
     @property
     def _net(self) -> _ActorCriticNet:
@@ -136,6 +151,7 @@ class RecurrentActorCritic:
         return _ActorCriticNet(
             outputs, discrete, self.hidden_size, tuple(self.embed_sizes), tuple(self.head_sizes),
             self.activation, self.shared_core, math.log(self.init_std), self.image_shape, self.pixel_embed_size,
+            self.context_size, self.context_embed,
         )
 
     privileged = False  # an actor of jmeta.rollout that sees only the observation and its inputs
@@ -156,7 +172,12 @@ class RecurrentActorCritic:
 
     def step(self, params: Params, carry: Carry, inputs: StepInputs) -> tuple[Carry, Any, jax.Array]:
         """One step: ``(carry [H], inputs) -> (carry, action distribution, value scalar)``."""
-        x = encode_inputs(inputs, self.action_space)
+        if self.context_size > 0:  # move the context from the end of the observation to the end of the input
+            obs, context = inputs.obs[..., : -self.context_size], inputs.obs[..., -self.context_size :]
+            x = jnp.concatenate([encode_inputs(inputs.replace(obs=obs), self.action_space),
+                                 context.astype(jnp.float32)], axis=-1)
+        else:
+            x = encode_inputs(inputs, self.action_space)
         new_carry, out, log_std, value = self._net.apply({"params": params}, carry, x)
         if log_std is None:
             return new_carry, Categorical(out), value

@@ -361,8 +361,9 @@ class MazeBase(abc.ABC):
         """Defined by each subclass."""
 
     def task_features(self, task: MazeTask) -> jax.Array:
-        """The unobserved part of the task: the goal colour, float32[1] (the layout is seen)."""
-        return jnp.asarray(task.goal, jnp.float32).reshape(1)
+        """The unobserved part of the task: the goal colour one-hot ``(blue, red)``, float32[2] (the
+        layout is seen)."""
+        return jax.nn.one_hot(task.goal, len(GOAL_NAMES), dtype=jnp.float32)
 
     def reset(self, key: jax.Array, task: MazeTask) -> tuple[jax.Array, MazeState]:
         """Starts an episode: ``(obs, state)``; see :func:`start_state`."""

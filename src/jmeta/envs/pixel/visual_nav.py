@@ -310,6 +310,10 @@ class VisualNav:
             source=SOURCES,
         )
 
+    def task_features(self, task: VisualNavTask) -> jax.Array:
+        """The task as features: the sign's colour one-hot ``(blue, red, green)``, float32[3]."""
+        return jax.nn.one_hot(task.color, len(COLOR_NAMES), dtype=jnp.float32)
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """``(H, W, 3)`` of the image that starts each observation (the one-hot instruction follows)."""
