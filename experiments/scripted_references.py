@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--visual-nav-trials", type=int, default=150)
     args = parser.parse_args()
     mazes = [row for name, num in (("maze2d", args.maze2d_tasks), ("maze3d", args.maze3d_tasks))
-             for variant in ("default", "random_layout") for row in maze_rows(name, variant, num)]
+             for variant in ("default", "random_layout", "small") for row in maze_rows(name, variant, num)]
     visual = visual_nav_rows(args.visual_nav_trials)
     lines = ["# Scripted reference policies", "",
              "Mazes: one episode per task; return mean ± s.e. over tasks, success/failure rates, mean length.", "",
