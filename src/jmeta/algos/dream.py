@@ -184,6 +184,21 @@ PRESETS: dict[str, Preset] = {
         source="the maze2d:small preset on the default layout: 32 tasks x 2 episodes x 200 steps, 600 iterations "
                "(7.7M env steps)",
     ),
+    "grid_nav": Preset(
+        run={"meta_iters": 1000, "meta_batch_size": 64, "chunk_size": 50, "eval_every": 250, "checkpoint_every": 250},
+        algo={"embed_size": 32, "decoder_uses_reward": True},
+        source="ezliu/dream configs/default.json (noise 0.1, cutoff 10, penalty 0.1, gamma 0.99) as PPO, the decoder "
+               "reading rewards (the goal cell is seen only through the +1 on it): 64 tasks x (15 + 15) steps per "
+               "iteration, 1,000 iterations (1.9M env steps, RL²'s grid_nav budget)",
+    ),
+    "visual_nav": Preset(
+        run={"meta_iters": 2000, "meta_batch_size": 16, "chunk_size": 50, "eval_every": 500, "checkpoint_every": 250,
+             "eval_tasks": 30},
+        algo={"penalty": 0.0, "pixel_embed_size": 128, "embed_size": 64},
+        source="ezliu/dream configs/default.json + miniworld.json (penalty 0, 128-wide image embedding, embedding 64; a "
+               "recurrent DQN for 5e6 steps there) as PPO at a CPU budget: 16 tasks x (20 + 20) steps per iteration, "
+               "2,000 iterations (1.3M env steps, a quarter of the authors' cap)",
+    ),
 }
 
 
