@@ -130,6 +130,10 @@ class DreamConfig:
     """Discount of both policies (DREAM: 0.99)."""
     gae_lambda: float = 0.95
     """GAE lambda of both policies."""
+    normalize_advantages: bool = True
+    """Standardise each policy's advantages per minibatch (PPO's usual choice). Off (the maze presets), they keep
+    the reward's scale: once every execution episode succeeds they are near 0 instead of value-error noise blown up
+    to unit variance, which drove the solved execution policy into collapses (docs/algorithms/dream.md)."""
     eval_trials_per_task: int = 4
     """Meta-test: exploration + execution trials per held-out task."""
     eval_deterministic: bool = False
@@ -165,16 +169,18 @@ TINY = DreamConfig(embed_size=8, context_embed=8, id_hidden_sizes=(8,), decoder_
 
 #: The maze presets' settings: ezliu/dream configs/default.json where it applies (noise 0.1, cutoff 10,
 #: penalty 0.1, gamma 0.99), smaller networks for the CPU budget, the exploration episode's rewards
-#: fed to the decoder and an execution entropy bonus of 0.03 (see docs/algorithms/dream.md, "Presets").
-_MAZE = {"hidden_size": 64, "embed_size": 32, "decoder_uses_reward": True, "entropy_coef": 0.03}
+#: fed to the decoder, an execution entropy bonus of 0.03 and advantages at the reward's scale (see
+#: docs/algorithms/dream.md, "Presets" and "Stability").
+_MAZE = {"hidden_size": 64, "embed_size": 32, "decoder_uses_reward": True, "entropy_coef": 0.03,
+         "normalize_advantages": False}
 PRESETS: dict[str, Preset] = {
     "maze2d:small": Preset(
         run={"env_variant": "small", "meta_iters": 400, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 50,
              "checkpoint_every": 100, "eval_tasks": 40},
         algo=_MAZE,
         source="ezliu/dream configs/default.json (noise 0.1, cutoff 10, penalty 0.1, gamma 0.99; a recurrent DQN "
-               "there) as PPO (4 x 4 minibatches, lr 1e-3, execution entropy 0.03), GRUs of 64, embedding 32 and the "
-               "decoder reading the exploration episode's rewards too: 32 tasks x 2 episodes x 50 steps per iteration, 400 iterations "
+               "there) as PPO (4 x 4 minibatches, lr 1e-3, execution entropy 0.03, advantages not standardised), GRUs "
+               "of 64, embedding 32 and the decoder reading the exploration episode's rewards too: 32 tasks x 2 episodes x 50 steps per iteration, 400 iterations "
                "(1.3M env steps)",
     ),
     "maze2d": Preset(
@@ -375,7 +381,7 @@ class DREAM(MetaLearner[DreamConfig, DreamState]):
     def _ppo(self, log_prob, value, entropy, batch: TrialBatch, entropy_coef):
         c = self.config
         t = batch.traj
-        adv = rl_returns.normalize(batch.advantages, t.mask)
+        adv = rl_returns.normalize(batch.advantages, t.mask) if c.normalize_advantages else batch.advantages
         return ppo.ppo_loss(log_prob, t.log_prob, adv, value, batch.old_values, batch.targets, entropy, t.mask,
                             clip_eps=c.clip_eps, value_clip_eps=0.0, value_coef=c.value_coef,
                             entropy_coef=entropy_coef)
