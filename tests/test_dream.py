@@ -219,6 +219,13 @@ def test_erl2_does_not_optimise_the_first_episode():
     assert not np.allclose(without.advantages[:, 0], with_first.advantages[:, 0])
 
 
+def test_dream_and_erl2_refuse_continuous_actions():
+    env, dist = jmeta.make("point_nav")
+    for name, tiny in (("dream", TINY), ("erl2", ERL2_TINY)):
+        with pytest.raises(ConfigError, match=f"{name}: supports discrete action spaces only"):
+            make_algorithm(name, env, dist, tiny, 2)
+
+
 def test_erl2_needs_a_second_episode():
     env, dist = jmeta.make("maze2d", variant="small")  # one episode per trial
     with pytest.raises(ConfigError, match="erl2.first_optimized_episode"):
@@ -247,15 +254,33 @@ def test_pixel_encoder_matches_dreams_miniworld_embedder_shape():
         conv_output_size((8, 8, 3))
 
 
-def test_rl2_on_pixels_encodes_the_image_and_keeps_the_instruction():
-    env, dist = jmeta.make("visual_nav", horizon=3)
+def test_split_pixels_encodes_the_image_part_and_passes_the_rest_through():
+    import flax.linen as nn
+
+    from jmeta.networks.cnn import split_pixels
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return split_pixels(x, (32, 32, 3), 5)
+
+    x = jnp.concatenate([jax.random.uniform(jax.random.key(0), (2, 32 * 32 * 3)), jnp.array([[1.0, 0.0], [0.0, 1.0]])], -1)
+    params = Net().init(jax.random.key(1), x)
+    out = Net().apply(params, x)
+    assert out.shape == (2, 5 + 2)
+    np.testing.assert_array_equal(out[:, 5:], [[1.0, 0.0], [0.0, 1.0]])  # visual_nav's instruction, untouched
+    assert "pixels" in params["params"]
+
+
+def test_rl2_on_pixels_encodes_the_image_and_keeps_the_rest():
+    env, dist = _small_pixel_env()
     learner = make_algorithm("rl2", env, dist, RL2_TINY, 2)
     net = learner.network
-    assert isinstance(net, RecurrentActorCritic) and net.image_shape == (60, 80, 3)
+    assert isinstance(net, RecurrentActorCritic) and net.image_shape == (32, 32, 3)
     state = learner.init(jax.random.key(0))
     kernel = state.params["core"]["Dense_0"]["kernel"]
-    # Input to the MLP: CNN features + instruction (2) + previous action (4) + reward + done.
-    assert kernel.shape[0] == RL2_TINY.pixel_embed_size + 2 + 4 + 2
+    # Input to the MLP: CNN features + previous action (3) + reward + done (maze3d's observation is all image).
+    assert kernel.shape[0] == RL2_TINY.pixel_embed_size + 3 + 2
     _, metrics = jax.jit(learner.meta_step)(state, jax.random.key(1))
     assert np.isfinite(float(metrics["train/return_trial"]))
 
@@ -281,6 +306,7 @@ def test_small_maze_layout_is_valid_and_the_scripted_references_behave():
         jmeta.make("maze2d", layout="tiny")
 
 
+@pytest.mark.extended  # about 15 s of compiling; the default tier covers the pixel encoder through RL²
 def test_varibad_on_pixels_encodes_the_image_in_the_encoder_and_the_policy():
     from jmeta.algos.varibad import TINY as VB_TINY
 

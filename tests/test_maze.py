@@ -129,7 +129,7 @@ def test_task_distribution():
 
 
 def test_config_errors_list_valid_values():
-    with pytest.raises(ConfigError, match="default, random"):
+    with pytest.raises(ConfigError, match="default, small, random"):
         jmeta.make("maze2d", layout="nope")
     with pytest.raises(ConfigError, match="touch_distance"):
         jmeta.make("maze2d", touch_distance=0.5)

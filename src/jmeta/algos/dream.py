@@ -202,8 +202,8 @@ PRESETS: dict[str, Preset] = {
              "eval_tasks": 30},
         algo={"penalty": 0.0, "pixel_embed_size": 128, "embed_size": 64},
         source="ezliu/dream configs/default.json + miniworld.json (penalty 0, 128-wide image embedding, embedding 64; a "
-               "recurrent DQN for 5e6 steps there) as PPO at a CPU budget: 16 tasks x (20 + 20) steps per iteration, "
-               "2,000 iterations (1.3M env steps, a quarter of the authors' cap)",
+               "recurrent DQN for 5e6 steps there) as PPO: 16 tasks x (20 + 20) steps per iteration, 2,000 iterations "
+               "(1.3M env steps, a quarter of the authors' cap; GPU-sized: about 16 env steps/s on a 2-core CPU)",
     ),
 }
 
@@ -273,6 +273,8 @@ class DREAM(MetaLearner[DreamConfig, DreamState]):
     TINY: ClassVar[DreamConfig] = TINY
     PRESETS: ClassVar[dict[str, Preset]] = PRESETS
     EVAL_AXIS: ClassVar[str] = "episode"
+    #: Discrete actions, as the authors' DQN (the PPO networks would take a Box too; not tested, so refused).
+    ACTION_SPACES: ClassVar[tuple[str, ...]] = ("discrete",)
 
     # ------------------------------------------------------------------ networks
     def _policy(self, context_size: int = 0) -> RecurrentActorCritic:

@@ -418,3 +418,6 @@ class ERL2(RL2):
     Config: ClassVar[type] = ERL2Config
     TINY: ClassVar[ERL2Config] = ERL2_TINY
     PRESETS: ClassVar[dict[str, Preset]] = ERL2_PRESETS
+    #: Discrete actions, as DREAM's E-RL² baseline (a recurrent DQN); RL² with
+    #: ``--rl2.first-optimized-episode 1`` is the same agent for continuous actions.
+    ACTION_SPACES: ClassVar[tuple[str, ...]] = ("discrete",)
