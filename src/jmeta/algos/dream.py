@@ -46,7 +46,7 @@ import optax
 from flax import struct
 
 from jmeta.algos.base import EvalOut, MetaLearner, Preset
-from jmeta.algos.rl2 import TrialBatch, trial_gae
+from jmeta.algos.rl2 import MAZE_RUN, MAZE_SMALL_RUN, TrialBatch, trial_gae
 from jmeta.envs.base import task_features
 from jmeta.networks.cnn import image_shape
 from jmeta.networks.mlp import ACTIVATIONS
@@ -175,8 +175,7 @@ _MAZE = {"hidden_size": 64, "embed_size": 32, "decoder_uses_reward": True, "entr
          "normalize_advantages": False}
 PRESETS: dict[str, Preset] = {
     "maze2d:small": Preset(
-        run={"env_variant": "small", "meta_iters": 400, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 50,
-             "checkpoint_every": 100, "eval_tasks": 40},
+        run=MAZE_SMALL_RUN,
         algo=_MAZE,
         source="ezliu/dream configs/default.json (noise 0.1, cutoff 10, penalty 0.1, gamma 0.99; a recurrent DQN "
                "there) as PPO (4 x 4 minibatches, lr 1e-3, execution entropy 0.03, advantages not standardised), GRUs "
@@ -184,8 +183,7 @@ PRESETS: dict[str, Preset] = {
                "(1.3M env steps)",
     ),
     "maze2d": Preset(
-        run={"meta_iters": 600, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 100, "checkpoint_every": 100,
-             "eval_tasks": 40},
+        run=MAZE_RUN,
         algo=_MAZE,
         source="the maze2d:small preset on the default layout: 32 tasks x 2 episodes x 200 steps, 600 iterations "
                "(7.7M env steps)",
@@ -301,8 +299,9 @@ class DREAM(MetaLearner[DreamConfig, DreamState]):
     def decoder(self) -> TrajectoryEmbedder:
         c = self.config
         return TrajectoryEmbedder(self.env.spec.action_space, c.embed_size, c.decoder_hidden_size,
-                                  c.decoder_state_embed, c.decoder_action_embed, 64, c.decoder_uses_reward,
-                                  image_shape(self.env), c.pixel_embed_size)
+                                  state_embed=c.decoder_state_embed, action_embed=c.decoder_action_embed,
+                                  use_reward=c.decoder_uses_reward, image_shape=image_shape(self.env),
+                                  pixel_embed_size=c.pixel_embed_size)
 
     @property
     def optimizer(self) -> optax.GradientTransformation:

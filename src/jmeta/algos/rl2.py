@@ -147,6 +147,15 @@ class RL2Config:
         check(self.eval_episodes is None or self.eval_episodes >= 1, p + "eval_episodes", "must be >= 1", self.eval_episodes)
 
 
+#: Run settings of the maze side-by-side (DREAM, E-RL², RL², VariBAD at one budget; docs/algorithms/dream.md).
+MAZE_SMALL_RUN = {"env_variant": "small", "meta_iters": 400, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 50,
+                  "checkpoint_every": 100, "eval_tasks": 40}
+MAZE_RUN = {"meta_iters": 600, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 100, "checkpoint_every": 100,
+            "eval_tasks": 40}
+#: RL²'s settings in that side-by-side (also E-RL²'s): a GRU of 64 and DREAM's maze entropy bonus.
+_MAZE_RL2 = {"hidden_size": 64, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4, "entropy_coef": 0.03,
+             "episodes_per_trial": 2}
+
 #: Tiny settings for tests.
 TINY = RL2Config(hidden_size=16, embed_sizes=(8,), head_sizes=(8,), num_minibatches=2, ppo_epochs=2,
                  eval_trials_per_task=2)
@@ -183,18 +192,14 @@ PRESETS: dict[str, Preset] = {
                "steps per iteration, 1,000 iterations (4.8M env steps)",
     ),
     "maze2d:small": Preset(
-        run={"env_variant": "small", "meta_iters": 400, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 50,
-             "checkpoint_every": 100, "eval_tasks": 40},
-        algo={"hidden_size": 64, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4, "entropy_coef": 0.03,
-              "episodes_per_trial": 2},
+        run=MAZE_SMALL_RUN,
+        algo=_MAZE_RL2,
         source="RL² over 2-episode trials (both optimised) at DREAM's maze2d:small budget and entropy bonus (0.03), "
                "for the side-by-side",
     ),
     "maze2d": Preset(
-        run={"meta_iters": 600, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 100, "checkpoint_every": 100,
-             "eval_tasks": 40},
-        algo={"hidden_size": 64, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4, "entropy_coef": 0.03,
-              "episodes_per_trial": 2},
+        run=MAZE_RUN,
+        algo=_MAZE_RL2,
         source="RL² over 2-episode trials (both optimised) at DREAM's maze2d budget and entropy bonus, for the "
                "side-by-side",
     ),
@@ -390,20 +395,16 @@ class ERL2Config(RL2Config):
 #: Tiny settings for tests.
 ERL2_TINY = ERL2Config(**{**dataclasses.asdict(TINY), "first_optimized_episode": 1, "episodes_per_trial": 2})
 
-_MAZE_RL2 = {"hidden_size": 64, "lr": 1e-3, "num_minibatches": 4, "ppo_epochs": 4, "entropy_coef": 0.03,
-             "episodes_per_trial": 2}
 ERL2_PRESETS: dict[str, Preset] = {
     "maze2d:small": Preset(
-        run={"env_variant": "small", "meta_iters": 400, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 50,
-             "checkpoint_every": 100, "eval_tasks": 40},
+        run=MAZE_SMALL_RUN,
         algo=_MAZE_RL2,
         source="DREAM's E-RL² baseline (ezliu/dream configs/rl2.json: a recurrent DQN there) as PPO with RL²'s grid_nav "
                "settings, a GRU of 64 and DREAM's maze entropy bonus (0.03), for the side-by-side with DREAM at its maze2d:small budget (2 episodes x 50 "
                "steps x 32 tasks x 400 iterations)",
     ),
     "maze2d": Preset(
-        run={"meta_iters": 600, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 100, "checkpoint_every": 100,
-             "eval_tasks": 40},
+        run=MAZE_RUN,
         algo=_MAZE_RL2,
         source="the maze2d:small preset on the default layout (DREAM's budget there)",
     ),

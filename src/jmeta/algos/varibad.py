@@ -50,6 +50,7 @@ import optax
 from flax import struct
 
 from jmeta.algos.base import EvalOut, MetaLearner, Preset
+from jmeta.algos.rl2 import MAZE_SMALL_RUN
 from jmeta.envs.base import task_features
 from jmeta.networks.belief import (
     BeliefActorCritic,
@@ -309,8 +310,7 @@ PRESETS: dict[str, Preset] = {
                "budget)",
     ),
     "maze2d:small": Preset(
-        run={"env_variant": "small", "meta_iters": 400, "meta_batch_size": 32, "chunk_size": 25, "eval_every": 50,
-             "checkpoint_every": 100, "eval_tasks": 40},
+        run=MAZE_SMALL_RUN,
         algo={"episodes_per_trial": 2, "latent_size": 5, "encoder_hidden_size": 64, "state_embed": 32,
               "action_embed": 8, "reward_embed": 8, "reward_decoder": "gaussian", "reward_multi_head": False,
               "reward_input_prev_state": True, "reward_input_action": True, "reward_decoder_layers": (64, 32),

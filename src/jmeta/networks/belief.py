@@ -39,7 +39,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jmeta.networks.cnn import PixelEncoder, split_pixels
+from jmeta.networks.cnn import PixelEncoder, encode_image_part, split_pixels
 from jmeta.networks.distributions import Categorical, DiagGaussian
 from jmeta.networks.mlp import MLP, activation_fn
 from jmeta.spaces import Box, Discrete, Space
@@ -111,9 +111,7 @@ class _EncoderNet(nn.Module):
 
     def __call__(self, h: jax.Array, state: jax.Array, action: jax.Array, reward: jax.Array):
         if self.pixels is not None:  # the state starts with the image
-            size = math.prod(self.image_shape)
-            images = state[..., :size].reshape(*state.shape[:-1], *self.image_shape)
-            state = jnp.concatenate([self.pixels(images), state[..., size:]], axis=-1)
+            state = encode_image_part(state, self.image_shape, self.pixels)
         parts = [nn.relu(fc(x)) for fc, x in ((self.state_fc, state), (self.action_fc, action), (self.reward_fc, reward))
                  if fc is not None]
         x = jnp.concatenate(parts, axis=-1)

@@ -56,14 +56,19 @@ class PixelEncoder(nn.Module):
         return x.reshape(*lead, self.embed_size)
 
 
-def split_pixels(x: jax.Array, shape: tuple[int, int, int], embed_size: int,
-                 convs: Sequence[tuple[int, int, int]] = DREAM_CONVS) -> jax.Array:
-    """[..., H*W*C + R] -> [..., embed_size + R]: the image part through a :class:`PixelEncoder`
-    (created in the calling module's scope: call inside ``nn.compact``), the rest unchanged."""
+def encode_image_part(x: jax.Array, shape: tuple[int, int, int], encoder) -> jax.Array:
+    """[..., H*W*C + R] -> [..., F + R]: ``encoder`` (images [..., H, W, C] -> [..., F], e.g. a
+    :class:`PixelEncoder` bound in a ``setup``) on the image part, the rest unchanged."""
     size = math.prod(shape)
     images = x[..., :size].reshape(*x.shape[:-1], *shape)
-    features = PixelEncoder(embed_size, tuple(convs), name="pixels")(images)
-    return jnp.concatenate([features, x[..., size:]], axis=-1)
+    return jnp.concatenate([encoder(images), x[..., size:]], axis=-1)
+
+
+def split_pixels(x: jax.Array, shape: tuple[int, int, int], embed_size: int,
+                 convs: Sequence[tuple[int, int, int]] = DREAM_CONVS) -> jax.Array:
+    """:func:`encode_image_part` with a :class:`PixelEncoder` named ``pixels`` created in the calling
+    module's scope (call inside ``nn.compact``). [..., H*W*C + R] -> [..., embed_size + R]."""
+    return encode_image_part(x, shape, PixelEncoder(embed_size, tuple(convs), name="pixels"))
 
 
 def conv_output_size(shape: tuple[int, int, int], convs: Sequence[tuple[int, int, int]] = DREAM_CONVS) -> int:

@@ -19,14 +19,13 @@ The exploration reward is :func:`information_gain`: ``r_t = d_t - d_{t+1} - c`` 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jmeta.networks.cnn import PixelEncoder
+from jmeta.networks.cnn import PixelEncoder, encode_image_part
 from jmeta.networks.mlp import MLP
 from jmeta.spaces import Discrete, Space
 from jmeta.types import Params
@@ -77,9 +76,7 @@ class _TransitionNet(nn.Module):
 
     def state(self, x):
         if self.pixels is not None:
-            size = math.prod(self.image_shape)
-            images = x[..., :size].reshape(*x.shape[:-1], *self.image_shape)
-            x = jnp.concatenate([self.pixels(images), x[..., size:]], axis=-1)
+            x = encode_image_part(x, self.image_shape, self.pixels)
         return nn.relu(self.state_mlp(x))
 
     def __call__(self, obs, action, next_obs, reward):
