@@ -102,7 +102,9 @@ def time_raw_mjx(model_or_xml, batch: int, steps: int, frame_skip: int, repeats:
                  iterations: int, ls_iterations: int) -> dict:
     import copy
 
-    from mujoco import mjx
+    from jmeta.envs.mujoco.physics import _mjx
+
+    mjx = _mjx()
 
     model = copy.copy(phys.load_model(model_or_xml) if isinstance(model_or_xml, str) else model_or_xml)
     model.opt.iterations, model.opt.ls_iterations = iterations, ls_iterations  # as the envs' MJX path

@@ -29,7 +29,7 @@ ENVS = {"discrete": "grid_nav", "continuous": "point_nav"}
 def _config(algo: str, env: str, logdir: str, **overrides) -> TrainConfig:
     base = TrainConfig(
         algo=algo, env=env, env_horizon=5, meta_iters=4, meta_batch_size=4, chunk_size=2, eval_every=0,
-        eval_tasks=3, checkpoint_every=2, logdir=logdir, progress=False, plots=False, tensorboard=False,
+        eval_tasks=3, checkpoint_every=2, logdir=logdir, progress=False, plots=False, report=False, tensorboard=False,
         algo_config=algorithm_class(algo).TINY,
     )
     return dataclasses.replace(base, **overrides)

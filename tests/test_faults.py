@@ -206,7 +206,7 @@ def _failing_makedirs_for(part: str):
 
 def _cli_args(logdir: str, name: str, iters: int) -> list[str]:
     return [sys.executable, "-m", "jmeta.train", *TINY_ARGS, "--meta-iters", str(iters), "--chunk-size", "1",
-            "--checkpoint-every", "1", "--eval-every", "3", "--no-tensorboard", "--no-plots", "--logdir", logdir,
+            "--checkpoint-every", "1", "--eval-every", "3", "--no-tensorboard", "--no-plots", "--no-report", "--logdir", logdir,
             "--run-name", name]
 
 

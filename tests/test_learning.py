@@ -40,7 +40,7 @@ def test_maml_learns_to_adapt_on_point_nav(tmp_path, seed):
     config = TrainConfig(
         algo="maml", env="point_nav", seed=seed, meta_iters=12, meta_batch_size=20, chunk_size=12,
         eval_every=0, eval_tasks=40, checkpoint_every=100, logdir=str(tmp_path), progress=False,
-        tensorboard=False, plots=False, algo_config=maml,
+        tensorboard=False, plots=False, report=False, algo_config=maml,
     )
     result = train(config)
     trained = result.final_eval
@@ -93,7 +93,7 @@ def test_gradient_family_learns_to_adapt_on_point_nav(tmp_path, algo, iters, inn
     config = TrainConfig(
         algo=algo, env="point_nav", seed=seed, meta_iters=iters, meta_batch_size=20, chunk_size=iters,
         eval_every=0, eval_tasks=40, checkpoint_every=1000, logdir=str(tmp_path), progress=False,
-        tensorboard=False, plots=False, algo_config=cfg,
+        tensorboard=False, plots=False, report=False, algo_config=cfg,
     )
     trained = train(config).final_eval
     before, after1, _ = trained.mean
@@ -114,7 +114,7 @@ def _sparse_semicircle_config(tmp_path, algo, seed):
     return TrainConfig(
         algo=algo, env="point_nav", env_variant="semicircle", eval_env_set=("sparse=true",), seed=seed,
         meta_iters=100, meta_batch_size=10, chunk_size=100, eval_every=0, eval_tasks=40, checkpoint_every=1000,
-        logdir=str(tmp_path / algo), progress=False, tensorboard=False, plots=False, algo_config=cfg,
+        logdir=str(tmp_path / algo), progress=False, tensorboard=False, plots=False, report=False, algo_config=cfg,
     )
 
 
@@ -160,7 +160,7 @@ def _rl2_config(tmp_path, env, seed, meta_iters, meta_batch_size, rl2, **overrid
     return TrainConfig(
         algo="rl2", env=env, seed=seed, meta_iters=meta_iters, meta_batch_size=meta_batch_size,
         chunk_size=meta_iters, eval_every=0, eval_tasks=40, checkpoint_every=1000, logdir=str(tmp_path),
-        progress=False, tensorboard=False, plots=False, algo_config=RL2Config(**rl2), **overrides,
+        progress=False, tensorboard=False, plots=False, report=False, algo_config=RL2Config(**rl2), **overrides,
     )
 
 
@@ -239,7 +239,7 @@ def _pearl_point_config(tmp_path, seed, **algo):
                       embedding_batch_size=64, replay_capacity=10_000, **algo)
     return TrainConfig(algo="pearl", env="point_nav", env_variant="pearl", seed=seed, meta_iters=100,
                        meta_batch_size=8, chunk_size=100, eval_every=0, eval_tasks=20, checkpoint_every=1000,
-                       logdir=str(tmp_path), progress=False, tensorboard=False, plots=False, algo_config=cfg)
+                       logdir=str(tmp_path), progress=False, tensorboard=False, plots=False, report=False, algo_config=cfg)
 
 
 @pytest.mark.slow
@@ -279,7 +279,7 @@ def _belief_config(tmp_path, algo, seed, meta_iters):
     base = preset_config(algo, "grid_nav")
     return dataclasses.replace(base, seed=seed, meta_iters=meta_iters, chunk_size=meta_iters // 4, eval_every=0,
                                eval_tasks=40, checkpoint_every=10_000, logdir=str(tmp_path), progress=False,
-                               tensorboard=False, plots=False)
+                               tensorboard=False, plots=False, report=False)
 
 
 def _grid_references(config, seed):
@@ -356,7 +356,7 @@ def _maze_config(tmp_path, algo, seed, meta_iters):
     base = dataclasses.replace(base, algo_config=dataclasses.replace(base.algo_config, eval_deterministic=True))
     return dataclasses.replace(base, seed=seed, meta_iters=meta_iters, chunk_size=meta_iters // 4, eval_every=0,
                                eval_tasks=40, checkpoint_every=10_000, logdir=str(tmp_path / algo), progress=False,
-                               tensorboard=False, plots=False)
+                               tensorboard=False, plots=False, report=False)
 
 
 @pytest.mark.slow

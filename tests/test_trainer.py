@@ -35,8 +35,8 @@ def _eval_records(run_dir: str) -> list[dict]:
 def test_sigint_finishes_chunk_saves_and_resumes(tmp_path, monkeypatch):
     original_update = trainer.ProgressBar.update
 
-    def update_then_interrupt(self, completed, status):
-        original_update(self, completed, status)
+    def update_then_interrupt(self, completed, status, eta_s=None):
+        original_update(self, completed, status, eta_s)
         if completed == 2:
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -145,11 +145,15 @@ def test_changing_inner_lr_does_not_recompile(tmp_path):
 
 def test_one_compile_per_chunk_length(tmp_path):
     result = trainer.train(tiny_config(str(tmp_path), run_name="chunks", meta_iters=6, chunk_size=2))
-    perf = read_metrics(os.path.join(result.run_dir, "metrics.jsonl"), "perf")
+    perf = [p for p in read_metrics(os.path.join(result.run_dir, "metrics.jsonl"), "perf") if "chunk_length" in p]
     assert len(perf) == 1 and perf[0]["chunk_length"] == 2
-    result = trainer.train(tiny_config(str(tmp_path), run_name="chunks2", meta_iters=5, chunk_size=2))
-    perf = read_metrics(os.path.join(result.run_dir, "metrics.jsonl"), "perf")
-    assert sorted(p["chunk_length"] for p in perf) == [1, 2]
+    # eval_every is honoured exactly: chunks of 2 end at iteration 3 for the evaluation there.
+    result = trainer.train(tiny_config(str(tmp_path), run_name="chunks2", meta_iters=5, chunk_size=2, eval_every=3))
+    records = read_metrics(os.path.join(result.run_dir, "metrics.jsonl"))
+    assert sorted(p["chunk_length"] for p in records if "chunk_length" in p) == [1, 2]
+    assert [r["iteration"] for r in records if r["kind"] == "eval"] == [0, 3, 5]
+    eval_compiles = [r for r in records if "perf/eval_compile_s" in r]
+    assert len(eval_compiles) == 1 and eval_compiles[0]["iteration"] == 0  # the meta-test compiles once
 
 
 def test_invalid_config_is_rejected_before_compiling(tmp_path):

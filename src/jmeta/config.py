@@ -72,7 +72,22 @@ class RunConfig:
     tensorboard: bool = True
     """Write TensorBoard event files."""
     progress: bool = True
-    """Show a live progress bar."""
+    """Show a live progress bar (stage, iterations, elapsed time, ETA, key metrics) and print each
+    evaluation as it arrives."""
+    wandb: bool = False
+    """Also log to Weights & Biases (`pip install wandb`; the same metric names as TensorBoard, the
+    run's config and versions as the wandb config)."""
+    wandb_project: str = "jmeta"
+    """Weights & Biases project."""
+    wandb_entity: str | None = None
+    """Weights & Biases entity (team or user; None: your default)."""
+    wandb_mode: Literal["online", "offline"] = "online"
+    """"offline" keeps the wandb run in the run directory (upload later with `wandb sync`)."""
+    compilation_cache: bool = True
+    """Use JAX's persistent compilation cache (~/.cache/jmeta/jax_compilation_cache, or
+    $JMETA_COMPILATION_CACHE), so a second run of the same program skips most of its compile time."""
+    report: bool = True
+    """Write report.html (config, curves, evaluation table, rollout figures) at the end."""
     plots: bool = True
     """Write learning-curve and adaptation-curve PNGs at the end."""
     debug_nonfinite: bool = False
@@ -139,6 +154,7 @@ class TrainConfig(RunConfig):
         check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32 - 1] (JAX keys hold 32 bits)", self.seed)
         check(self.resume is None or bool(self.resume.strip()), "resume", "must be a run directory", self.resume)
         check(bool(self.logdir.strip()), "logdir", "must be a directory path", self.logdir)
+        check(bool(self.wandb_project.strip()), "wandb_project", "must be a project name", self.wandb_project)
         check(self.run_name is None or (bool(self.run_name.strip()) and os.sep not in self.run_name), "run_name",
               "must be a non-empty directory name without a path separator", self.run_name)
         check_finite_fields(RunConfig(**{**self.run_fields(), "seed": 0}))
@@ -151,6 +167,26 @@ class TrainConfig(RunConfig):
         check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1", self.checkpoint_every)
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1", self.keep_checkpoints)
         self.algorithm.validate_config(self.algo_config, self.meta_batch_size)
+
+    @classmethod
+    def from_preset(cls, algo: str, env: str, variant: str | None = None, *, algo_overrides: dict[str, Any] | None = None,
+                    **run_overrides: Any) -> TrainConfig:
+        """The config the command line starts from for ``--algo algo --env env [--env-variant variant]``
+        (that pair's preset, :func:`preset_config`), with run fields and algorithm fields replaced, e.g.
+        ``TrainConfig.from_preset("maml", "point_nav", meta_iters=50, algo_overrides={"inner_lr": 0.05})``.
+        ``TrainConfig(algo=..., env=...)`` itself takes the algorithm's plain defaults, not the preset."""
+        base = preset_config(algo, env, variant)
+        unknown = sorted(set(run_overrides) - set(_RUN_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown run field(s) {', '.join(unknown)}; valid: {', '.join(_RUN_FIELDS)}")
+        algo_config = base.algo_config
+        if algo_overrides:
+            fields = {f.name for f in dataclasses.fields(algo_config)}
+            bad = sorted(set(algo_overrides) - fields)
+            if bad:
+                raise ConfigError(f"{algo}: unknown field(s) {', '.join(bad)}; valid: {', '.join(sorted(fields))}")
+            algo_config = dataclasses.replace(algo_config, **algo_overrides)
+        return dataclasses.replace(base, **run_overrides, algo_config=algo_config)
 
     def run_fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _RUN_FIELDS}

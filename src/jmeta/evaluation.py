@@ -91,15 +91,34 @@ def summarize(out: EvalOut) -> EvalResult:
     return EvalResult(axis=out.axis, mean=per_task.mean(axis=0), stderr=stderr, per_task=per_task, extras=extras)
 
 
-def make_evaluator(algo: MetaLearner, bank: TaskBank):
+class Evaluator:
+    """``state -> EvalResult`` on a fixed bank with the fixed evaluation rollout key (jitted).
+
+    ``compile(state)`` compiles ahead of the first call (so a caller can time and announce it);
+    calling without it compiles on first use."""
+
+    def __init__(self, algo: MetaLearner, bank: TaskBank):
+        self._jitted = jax.jit(algo.evaluate, compiler_options=hot_path_compiler_options())
+        self._bank = bank
+        self._key = jax.random.key(EVAL_ROLLOUT_SEED)
+        self._compiled = None
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
+
+    def compile(self, state: Any) -> None:
+        self._compiled = self._jitted.lower(state, self._bank.tasks, self._key).compile()
+
+    def __call__(self, state: Any) -> EvalResult:
+        if self._compiled is None:
+            self.compile(state)
+        return summarize(jax.device_get(self._compiled(state, self._bank.tasks, self._key)))
+
+
+def make_evaluator(algo: MetaLearner, bank: TaskBank) -> Evaluator:
     """A jitted ``state -> EvalResult`` on ``bank`` with the fixed evaluation rollout key."""
-    run = jax.jit(algo.evaluate, compiler_options=hot_path_compiler_options())
-    key = jax.random.key(EVAL_ROLLOUT_SEED)
-
-    def evaluate(state: Any) -> EvalResult:
-        return summarize(jax.device_get(run(state, bank.tasks, key)))
-
-    return evaluate
+    return Evaluator(algo, bank)
 
 
 def evaluate(algo: MetaLearner, state: Any, bank: TaskBank) -> EvalResult:

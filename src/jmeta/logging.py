@@ -18,7 +18,6 @@ try:  # rich gives the live progress bar; plain prints when unavailable or disab
         Progress,
         TextColumn,
         TimeElapsedColumn,
-        TimeRemainingColumn,
     )
 except ImportError:  # pragma: no cover
     Progress = None
@@ -40,7 +39,8 @@ class MetricsLog:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any], step: int | None = None) -> None:
+        """Appends ``record`` (``step`` is ignored: the record carries its iteration)."""
         self._file.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
         self._file.flush()
 
@@ -97,37 +97,201 @@ class TensorBoardLog:
         self._writer.close()
 
 
-class ProgressBar:
-    """Live progress with ETA and the key returns; prints a line per update when not a terminal."""
+def format_duration(seconds: float) -> str:
+    """``95.2`` -> ``"1m35s"``; ``4000`` -> ``"1h06m"``."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
-    def __init__(self, total: int, start: int, enabled: bool, description: str):
+
+class WandbLog:
+    """Weights & Biases scalars, with the names TensorBoard gets (``train/...``, ``eval/...``,
+    ``perf/...``) at step = meta-iteration; the run's config, versions and directory as the wandb
+    config. The wandb run lives in ``{run_dir}/wandb``; its id is the run directory's name, so a
+    resumed run continues the same wandb run. ``mode="offline"`` writes locally only (``wandb sync``
+    uploads it later)."""
+
+    def __init__(self, run_dir: str, config: Any, resume: bool = False):
+        try:
+            import wandb
+        except ImportError as exc:
+            raise JMetaError("wandb: the package is not installed; pip install wandb (or drop --wandb)") from exc
+        run_id = "".join(c if c.isalnum() or c in "-_" else "-" for c in os.path.basename(run_dir))[:64]
+        settings = wandb.Settings(silent=True, console="off")
+        self._run = wandb.init(
+            project=config.wandb_project, entity=config.wandb_entity, mode=config.wandb_mode,
+            dir=run_dir, id=run_id, name=os.path.basename(run_dir), resume="allow" if resume else None,
+            config={**config.to_dict(), "run_dir": run_dir}, settings=settings,
+            reinit="create_new",
+        )
+        self._run.define_metric("*", step_metric="iteration")
+
+    def write(self, record: dict[str, Any], step: int) -> None:
+        values = {name: value for name, value in record.items()
+                  if "/" in name and isinstance(value, int | float) and math.isfinite(value)}
+        if values:
+            self._run.log({**values, "iteration": step})
+
+    def close(self) -> None:
+        self._run.finish()
+
+
+class ConsoleLog:
+    """Context manager: everything the run prints (``sys.stdout``, ``sys.stderr``) is also appended to
+    ``path`` (the run's ``console.log``), plus the plain-text progress lines of :class:`ProgressBar`
+    (its live bar itself goes only to the terminal)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._file = None
+        self._saved: tuple[Any, Any] | None = None
+        self.terminal = sys.stderr  # where the live bar draws (the stream before the copy)
+
+    def __enter__(self):
+        try:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError:
+            return self  # nothing to copy to; the run goes on
+        self._saved = (sys.stdout, sys.stderr)
+        self.terminal = sys.stderr
+        sys.stdout = _Tee(sys.stdout, self._file)
+        sys.stderr = _Tee(sys.stderr, self._file)
+        return self
+
+    def line(self, text: str) -> None:
+        """Appends one line to the log only."""
+        if self._file is not None:
+            self._file.write(text.rstrip("\n") + "\n")
+            self._file.flush()
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            sys.stdout, sys.stderr = self._saved
+            self._saved = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        return False
+
+
+class _Tee:
+    """A text stream that writes to ``stream`` and to ``copy`` (everything else is ``stream``'s)."""
+
+    def __init__(self, stream, copy):
+        self._stream = stream
+        self._copy = copy
+
+    def write(self, text: str) -> int:
+        try:
+            self._copy.write(text)
+            self._copy.flush()
+        except (OSError, ValueError):  # the log is gone (closed, disk full): the console still works
+            pass
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+class ProgressBar:
+    """What the run is doing now (its stage: building, compiling, evaluating, training, saving), the
+    iterations done, the elapsed time, an ETA from the measured chunk and evaluation times, and the key
+    training metrics. A live bar on a terminal; one printed line per update otherwise. ``message``
+    prints a line above the bar (evaluation results as they arrive). With ``enabled=False`` nothing is
+    shown, but the lines still reach ``console_log``."""
+
+    def __init__(self, total: int, start: int, enabled: bool, description: str,
+                 console_log: ConsoleLog | None = None):
         self.enabled = enabled
+        self._log = console_log
         self._progress = None
-        self._plain = enabled and (Progress is None or not sys.stderr.isatty())
+        stream = console_log.terminal if console_log is not None else sys.stderr
+        self._stream = stream
+        self._plain = enabled and (Progress is None or not (_isatty(stream) or _in_jupyter()))
+        self._total = total
+        self._completed = start
+        self._stage = "building"
+        self._status = ""
+        self._eta = ""
         if enabled and not self._plain:
+            from rich.console import Console
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[status]}"),
+                TextColumn("{task.fields[eta]}"),
+                TextColumn("[cyan]{task.fields[stage]}[/] {task.fields[status]}"),
+                console=Console(file=stream),
                 transient=False,
             )
             self._progress.start()
-            self._task = self._progress.add_task(description, total=total, completed=start, status="compiling...")
-        self._total = total
+            self._task = self._progress.add_task(description, total=total, completed=start, stage=self._stage,
+                                                 status="", eta="")
+        self._emit(f"{description}: {self._stage}")
 
-    def update(self, completed: int, status: str) -> None:
+    def stage(self, stage: str) -> None:
+        """Shows what the run is doing now (e.g. "compiling meta-iteration", "evaluating")."""
+        self._stage = stage
+        self._refresh()
+        self._emit(f"[{self._completed}/{self._total}] {stage}")
+
+    def update(self, completed: int, status: str, eta_s: float | None = None) -> None:
+        """Iterations done, the metrics line and the estimated seconds left (None: not known yet)."""
+        self._completed = completed
+        self._status = status
+        self._eta = "" if eta_s is None else f"ETA {format_duration(eta_s)}"
+        self._refresh()
+        if status or self._eta:
+            self._emit(f"[{completed}/{self._total}] {status}" + (f" | {self._eta}" if self._eta else ""))
+
+    def message(self, text: str) -> None:
+        """A line printed above the bar (and logged)."""
         if self._progress is not None:
-            self._progress.update(self._task, completed=completed, status=status)
+            self._progress.console.print(text, highlight=False, markup=False)
         elif self._plain:
-            print(f"[{completed}/{self._total}] {status}", file=sys.stderr, flush=True)
+            print(text, file=self._stream, flush=True)
+        if self._log is not None:
+            self._log.line(text)
+
+    def _refresh(self) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self._completed, stage=self._stage, status=self._status,
+                                  eta=self._eta)
+
+    def _emit(self, text: str) -> None:
+        if self._plain:
+            print(text, file=self._stream, flush=True)
+        if self._log is not None:
+            self._log.line(text)
 
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+            self._progress = None
+
+
+def _in_jupyter() -> bool:
+    try:
+        from rich.console import Console
+
+        return bool(Console().is_jupyter)
+    except Exception:  # noqa: BLE001 (rich missing or confused: plain lines)
+        return False
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 #: Loggers of the libraries under jmeta whose messages are for a log file, not the console (orbax

@@ -104,12 +104,14 @@ def _inputs(actor: Actor, obs, prev_action, prev_reward, prev_done, t, state, ta
 
 
 def _episode(env: MetaEnv, actor: Actor, params: Params, task: Task, key: jax.Array, carry: Carry,
-             prev: tuple, horizon: int, next_obs: bool, record_inputs: bool, record_info: bool
-             ) -> tuple[tuple, Trajectory]:
+             prev: tuple, horizon: int, next_obs: bool, record_inputs: bool, record_info: bool,
+             record_state: bool = False) -> tuple[tuple, Trajectory]:
     """One episode from ``(carry, prev inputs)``. Returns ``((carry, prev_action, prev_reward), traj [T])``.
 
     ``record_inputs``: store ``prev_action``, ``prev_reward``, ``prev_done`` in the extras (trials);
-    ``record_info``: store the env's step ``info`` dict (masked) as ``extras["info"]``."""
+    ``record_info``: store the env's step ``info`` dict (masked) as ``extras["info"]``;
+    ``record_state``: store the env state each action was taken in as ``extras["env_state"]`` (for
+    rollout viewers; on masked steps the episode's last state)."""
     reset_key, scan_key = jax.random.split(key)
     obs, state = env.reset(reset_key, task)
     prev_action, prev_reward, prev_done = prev
@@ -130,6 +132,8 @@ def _episode(env: MetaEnv, actor: Actor, params: Params, task: Task, key: jax.Ar
             extras = {**extras, "prev_action": prev_action, "prev_reward": prev_reward, "prev_done": prev_done}
         if record_info:
             extras = {**extras, "info": jax.tree_util.tree_map(lambda x: x * mask.astype(x.dtype), out.info)}
+        if record_state:
+            extras = {**extras, "env_state": state}
         transition = Trajectory(
             obs=obs,
             action=action,
@@ -159,24 +163,27 @@ def _episode(env: MetaEnv, actor: Actor, params: Params, task: Task, key: jax.Ar
 
 
 def rollout_episode(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: Task, key: jax.Array,
-                    horizon: int | None = None, next_obs: bool = True, record_info: bool = False) -> Trajectory:
+                    horizon: int | None = None, next_obs: bool = True, record_info: bool = False,
+                    record_state: bool = False) -> Trajectory:
     """One episode of ``task``, from a fresh carry. Returns a :class:`Trajectory` with leaves [T, ...].
 
-    ``record_info``: also record the env's per-step ``info`` (masked) in ``extras["info"]``."""
+    ``record_info``: also record the env's per-step ``info`` (masked) in ``extras["info"]``;
+    ``record_state``: the env state of every step in ``extras["env_state"]``."""
     actor = as_actor(actor)
     horizon = env.spec.horizon if horizon is None else horizon
     carry = actor.initial_carry(params, jax.random.fold_in(key, _CARRY_KEY))
     _, trajectory = _episode(env, actor, params, task, key, carry, _first_inputs(env), horizon, next_obs, False,
-                             record_info)
+                             record_info, record_state)
     return trajectory
 
 
 def rollout_episodes(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: Task, key: jax.Array,
                      num_episodes: int, horizon: int | None = None, next_obs: bool = True,
-                     record_info: bool = False) -> Trajectory:
+                     record_info: bool = False, record_state: bool = False) -> Trajectory:
     """``num_episodes`` independent episodes of one task (each from a fresh carry). Leaves [E, T, ...]."""
     keys = jax.random.split(key, num_episodes)
-    return jax.vmap(lambda k: rollout_episode(env, actor, params, task, k, horizon, next_obs, record_info))(keys)
+    return jax.vmap(lambda k: rollout_episode(env, actor, params, task, k, horizon, next_obs, record_info,
+                                              record_state))(keys)
 
 
 def rollout_tasks(env: MetaEnv, actor: Actor | PolicyFn, params: Params, tasks: Task, key: jax.Array,
@@ -197,7 +204,7 @@ def rollout_tasks(env: MetaEnv, actor: Actor | PolicyFn, params: Params, tasks: 
 
 def rollout_trial(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: Task, key: jax.Array,
                   num_episodes: int | None = None, horizon: int | None = None, next_obs: bool = True,
-                  record_info: bool = False) -> tuple[Trajectory, Carry]:
+                  record_info: bool = False, record_state: bool = False) -> tuple[Trajectory, Carry]:
     """A trial: ``num_episodes`` consecutive episodes of one task with the actor's carry kept.
 
     The carry is initialised once per trial (``actor.initial_carry``), passed through
@@ -205,7 +212,7 @@ def rollout_trial(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: T
     reset at every episode start. The previous action/reward run on across episode boundaries and
     ``prev_done`` flags the first step of every episode after the first; these inputs are recorded
     in ``trajectory.extras`` (``prev_action``, ``prev_reward``, ``prev_done``) so a learner can
-    replay the trial.
+    replay the trial. ``record_state``: the env state of every step in ``extras["env_state"]``.
 
     Returns ``(trajectory, final_carry)`` with trajectory leaves [K, T, ...].
     """
@@ -217,7 +224,7 @@ def rollout_trial(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: T
         carry, prev_action, prev_reward, prev_done = state
         (carry, prev_action, prev_reward), trajectory = _episode(
             env, actor, params, task, episode_key, carry, (prev_action, prev_reward, prev_done), horizon, next_obs,
-            True, record_info,
+            True, record_info, record_state,
         )
         # The next episode's first input flags the boundary.
         return (carry, prev_action, prev_reward, jnp.ones((), jnp.float32)), trajectory
@@ -229,7 +236,7 @@ def rollout_trial(env: MetaEnv, actor: Actor | PolicyFn, params: Params, task: T
 
 def rollout_trials(env: MetaEnv, actor: Actor | PolicyFn, params: Params, tasks: Task, key: jax.Array,
                    trials_per_task: int, num_episodes: int | None = None, horizon: int | None = None,
-                   next_obs: bool = True, record_info: bool = False) -> Trajectory:
+                   next_obs: bool = True, record_info: bool = False, record_state: bool = False) -> Trajectory:
     """``trials_per_task`` independent trials of each task in a batch (leading axis N).
 
     Leaves [N, R, K, T, ...].
@@ -238,7 +245,8 @@ def rollout_trials(env: MetaEnv, actor: Actor | PolicyFn, params: Params, tasks:
     keys = jax.random.split(key, (num_tasks, trials_per_task))
 
     def one(task, k):
-        return rollout_trial(env, actor, params, task, k, num_episodes, horizon, next_obs, record_info)[0]
+        return rollout_trial(env, actor, params, task, k, num_episodes, horizon, next_obs, record_info,
+                             record_state)[0]
 
     return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(tasks, keys)
 

@@ -38,9 +38,18 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
             raise ConfigError(f"algo: cannot change on resume ({default.algo!r} in the run, {known.algo!r} requested)")
     else:
         default = preset_config(known.algo or "maml", known.env, known.env_variant)
-    parsed = tyro.cli(cli_config_class(default.algo), default=to_cli(default), args=argv, description=__doc__,
-                      prog="python -m jmeta.train")
+    parsed = tyro.cli(cli_config_class(default.algo), default=to_cli(default), args=argv,
+                      description=__doc__ + catalogue(), prog="python -m jmeta.train")
     return from_cli(parsed)
+
+
+def catalogue() -> str:
+    """The algorithms and the environments with their variants, for ``--help``."""
+    from jmeta.algos import list_algorithms
+    from jmeta.envs import list_envs, list_variants
+
+    envs = "; ".join(f"{name} ({', '.join(list_variants(name))})" for name in list_envs())
+    return f"\nAlgorithms (--algo): {', '.join(list_algorithms())}.\nEnvironments (--env, and --env-variant in brackets): {envs}.\n"
 
 
 def main(argv: list[str] | None = None) -> int:

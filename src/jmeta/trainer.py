@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -32,7 +33,7 @@ import numpy as np
 
 import jmeta
 from jmeta import plots
-from jmeta._xla_flags import hot_path_compiler_options
+from jmeta._xla_flags import enable_compilation_cache, hot_path_compiler_options
 from jmeta.algos import make_algorithm
 from jmeta.algos.base import MetaLearner
 from jmeta.checkpoint import Checkpointer
@@ -42,6 +43,7 @@ from jmeta.envs.base import MetaEnv
 from jmeta.errors import CheckpointError, ConfigError, NonFiniteError
 from jmeta.evaluation import EvalResult, make_evaluator
 from jmeta.logging import (
+    ConsoleLog,
     LibraryLogFile,
     MetricsLog,
     ProgressBar,
@@ -55,6 +57,8 @@ from jmeta.tasks import TaskBank, TaskDistribution, evaluation_bank
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
+RUN_INFO_FILE = "run_info.json"
+CONSOLE_LOG_FILE = "console.log"
 
 #: Config fields that define the compiled program and the state; they cannot change on resume.
 _FROZEN_ON_RESUME = ("algo", "env", "env_variant", "env_set", "env_horizon", "rescale_actions", "action_scale", "seed", "meta_batch_size")
@@ -104,6 +108,7 @@ def build_meta_test(config: TrainConfig, algo: MetaLearner, dist: TaskDistributi
 
 
 def versions() -> dict[str, str]:
+    """The versions of jmeta and the libraries a checkpoint depends on (stored in its metadata)."""
     import flax
     import optax
 
@@ -278,32 +283,95 @@ def _status(record: dict[str, Any], headline: dict[str, str]) -> str:
     return " | ".join(parts)
 
 
-def train(config: TrainConfig, stop_after: int | None = None) -> RunResult:
+#: Called with the records a chunk (or an evaluation) just logged, e.g. to draw a live plot in a
+#: notebook: ``on_records(records)``; each record is a metrics.jsonl line as a dict.
+RecordsCallback = Callable[[list[dict[str, Any]]], None]
+
+
+def train(config: TrainConfig, stop_after: int | None = None, on_records: RecordsCallback | None = None) -> RunResult:
     """Runs (or resumes, with ``config.resume``) a meta-training run.
 
     ``stop_after``: stop (with a checkpoint, as on SIGINT) once this many iterations are done;
-    used by tests and by callers that train in stages.
+    used by tests and by callers that train in stages. ``on_records``: called after each chunk and
+    each evaluation with the records just logged (a live plot in a notebook). The config's
+    ``compilation_cache`` turns on JAX's persistent compilation cache first.
     """
     config.validate()
+    if config.compilation_cache:
+        enable_compilation_cache()
     _, dist, algo = build(config)
-    identity = _checkpoint_identity(config)
-
     if config.resume:
         run_dir = os.path.abspath(config.resume)
         check_resume_compatible(load_run_config(run_dir), config)
     else:
         run_dir = _new_run_dir(config)
     debug = debug_nonfinite() if config.debug_nonfinite else contextlib.nullcontext()
-    with _RunLock(run_dir), LibraryLogFile(os.path.join(run_dir, "errors.log")), debug:
-        return _train_locked(config, algo, dist, identity, run_dir, stop_after)
+    with _RunLock(run_dir), ConsoleLog(os.path.join(run_dir, CONSOLE_LOG_FILE)) as console, \
+            LibraryLogFile(os.path.join(run_dir, "errors.log")), debug:
+        progress = ProgressBar(config.meta_iters, 0, config.progress, f"{config.algo} on {config.env}", console)
+        try:
+            return _train_locked(config, algo, dist, run_dir, stop_after, progress,
+                                 on_records or (lambda records: None))
+        finally:
+            progress.close()
 
 
-def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution, identity: dict[str, Any],
-                  run_dir: str, stop_after: int | None) -> RunResult:
+class _Eta:
+    """Seconds left, from the measured time per meta-iteration (compilation excluded) and per
+    evaluation; None until a chunk has been timed."""
+
+    def __init__(self, total: int, eval_every: int):
+        self.total, self.eval_every = total, eval_every
+        self._train_s = 0.0
+        self._iters = 0
+        self._eval_s: float | None = None
+
+    def chunk(self, iterations: int, seconds: float) -> None:
+        self._train_s += seconds
+        self._iters += iterations
+
+    def evaluation(self, seconds: float) -> None:
+        self._eval_s = seconds if self._eval_s is None else 0.5 * (self._eval_s + seconds)
+
+    def seconds_left(self, done: int) -> float | None:
+        if self._iters == 0:
+            return None
+        left = (self.total - done) * self._train_s / self._iters
+        evals = 1  # the final evaluation, then one at each multiple of eval_every before the end
+        if self.eval_every > 0 and done < self.total:
+            evals += (self.total - 1) // self.eval_every - done // self.eval_every
+        return left + evals * (self._eval_s or 0.0)
+
+
+def _next_length(config: TrainConfig, iteration: int) -> int:
+    """The next chunk's length: ``chunk_size``, cut at the end of the run and at the next multiple of
+    ``eval_every`` (so evaluations happen exactly at those iterations)."""
+    length = min(config.chunk_size, config.meta_iters - iteration)
+    if config.eval_every > 0:
+        length = min(length, config.eval_every - iteration % config.eval_every)
+    return length
+
+
+def _eval_line(iteration: int, result: EvalResult) -> str:
+    points = [f"{k}: {m:.3g} ± {s:.2g}" for k, (m, s) in enumerate(zip(result.mean, result.stderr, strict=True))]
+    if len(points) > 6:
+        points = [*points[:3], "...", *points[-2:]]
+    extras = [f"{name} {values.mean():.3g}" for name, values in result.extras.items()
+              if values.shape == result.per_task.shape]
+    return (f"eval @ iteration {iteration} ({result.num_tasks} held-out tasks, return by {result.axis}): "
+            + ", ".join(points) + (f" | {', '.join(extras)}" if extras else ""))
+
+
+def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution, run_dir: str,
+                  stop_after: int | None, progress: ProgressBar, on_records: RecordsCallback) -> RunResult:
+    from jmeta.provenance import append_session, session_record
+
+    identity = _checkpoint_identity(config)
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     _check_writable(run_dir, checkpointer)
     with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
         f.write(config.to_json())
+    append_session(os.path.join(run_dir, RUN_INFO_FILE), session_record(algo.env))
 
     run_key = jax.random.key(config.seed)
     init_key, train_key = jax.random.split(run_key)
@@ -313,6 +381,7 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
               "iteration 0", file=sys.stderr)
         state = algo.init(init_key)
     elif config.resume:
+        progress.stage("restoring checkpoint")
         state, _ = checkpointer.restore(abstract, expected_meta=identity)
         if checkpointer.skipped:
             skipped = [step for step, _ in checkpointer.skipped]
@@ -327,14 +396,29 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
     truncate_metrics(metrics_path, start)  # records past the restored checkpoint are rolled back
     logged_evals = {int(r["iteration"]) for r in read_metrics(metrics_path, "eval")} if os.path.exists(metrics_path) else set()
     log = MetricsLog(metrics_path)
-    tb = (TensorBoardLog(os.path.join(run_dir, "tensorboard"), purge_step=start + 1 if config.resume else None)
-          if config.tensorboard else None)
+    loggers = [log]
+    if config.tensorboard:
+        loggers.append(TensorBoardLog(os.path.join(run_dir, "tensorboard"),
+                                      purge_step=start + 1 if config.resume else None))
+    if config.wandb:
+        from jmeta.logging import WandbLog
+
+        loggers.append(WandbLog(run_dir, config, resume=bool(config.resume)))
     evaluator = make_evaluator(*build_meta_test(config, algo, dist))
     chunk_fn = _make_chunk_fn(algo)
     steps_per_iter = algo.env_steps_per_iteration()
     meta = {"config": config.to_dict(), "versions": versions(), **identity}
+    eta = _Eta(config.meta_iters, config.eval_every)
+
+    def write(records: list[dict[str, Any]]) -> None:
+        for record in records:
+            for logger in loggers:
+                logger.write(record, int(record["iteration"]))
+        if records:
+            on_records(records)
 
     def save(s):
+        progress.stage("saving checkpoint")
         try:
             checkpointer.save(int(s.iteration), s, meta)
         except CheckpointError as exc:
@@ -343,19 +427,25 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
                                   f"{kept or 'none'}") from None
 
     def run_eval(s) -> EvalResult:
+        step = int(s.iteration)
+        if not evaluator.compiled:
+            progress.stage("compiling the meta-test")
+            t0 = time.perf_counter()
+            evaluator.compile(s)
+            write([{"kind": "perf", "iteration": step, "perf/eval_compile_s": time.perf_counter() - t0}])
+        progress.stage("evaluating")
         t0 = time.perf_counter()
         result = evaluator(s)
-        step = int(s.iteration)
+        seconds = time.perf_counter() - t0
+        eta.evaluation(seconds)
         if step not in logged_evals:  # a resumed run that had already logged this evaluation: once only
-            record = {"kind": "eval", "iteration": step, **result.metrics(), "perf/eval_s": time.perf_counter() - t0}
-            log.write(record)
-            if tb:
-                tb.write(record, step)
+            write([{"kind": "eval", "iteration": step, **result.metrics(), "perf/eval_s": seconds}])
             logged_evals.add(step)
+            progress.message(_eval_line(step, result))
         return result
 
     end = config.meta_iters if stop_after is None else min(config.meta_iters, stop_after)
-    progress = ProgressBar(config.meta_iters, start, config.progress, f"{algo.name} on {config.env}")
+    progress.update(start, "", None)
     interrupted = False
     last_saved = start if config.resume else None
     compiled: dict[int, Any] = {}  # chunk length -> AOT-compiled executable
@@ -365,27 +455,26 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
             if start == 0 and config.eval_every > 0:
                 run_eval(state)  # the starting point of the evaluation curve
             while iteration < end:
-                length = min(config.chunk_size, config.meta_iters - iteration)
-                t0 = time.perf_counter()
+                length = _next_length(config, iteration)
                 if length not in compiled:
-                    compiled[length] = chunk_fn.lower(state, train_key, length).compile()
-                    compile_s = time.perf_counter() - t0
-                    log.write({"kind": "perf", "iteration": iteration, "perf/compile_s": compile_s, "chunk_length": length})
+                    progress.stage(f"compiling {length} meta-iteration{'s' if length > 1 else ''}")
                     t0 = time.perf_counter()
+                    compiled[length] = chunk_fn.lower(state, train_key, length).compile()
+                    write([{"kind": "perf", "iteration": iteration, "perf/compile_s": time.perf_counter() - t0,
+                            "chunk_length": length}])
+                progress.stage("training")
+                t0 = time.perf_counter()
                 state, chunk_metrics, finite = compiled[length](state, train_key)
                 chunk_metrics, finite = jax.device_get((chunk_metrics, finite))
                 elapsed = time.perf_counter() - t0
                 good = int(finite.sum())  # iterations before the first non-finite one
                 steps_per_s = steps_per_iter * length / elapsed
-                for j in range(good):
-                    record = {"kind": "train", "iteration": iteration + j + 1,
-                              "env_steps": (iteration + j + 1) * steps_per_iter,
-                              **{k: float(v[j]) for k, v in chunk_metrics.items()},
-                              "perf/env_steps_per_s": steps_per_s,
-                              "perf/iters_per_s": length / elapsed}
-                    log.write(record)
-                    if tb:
-                        tb.write(record, iteration + j + 1)
+                records = [{"kind": "train", "iteration": iteration + j + 1,
+                            "env_steps": (iteration + j + 1) * steps_per_iter,
+                            **{k: float(v[j]) for k, v in chunk_metrics.items()},
+                            "perf/env_steps_per_s": steps_per_s,
+                            "perf/iters_per_s": length / elapsed} for j in range(good)]
+                write(records)
                 if good < length:
                     bad = sorted(k for k, v in chunk_metrics.items() if not np.isfinite(v[good]))
                     iteration += good
@@ -396,7 +485,8 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
                         f"stopped; last good checkpoint is iteration {iteration} in {checkpointer.directory}"
                     )
                 iteration += length
-                progress.update(iteration, _status(record, algo.headline()))
+                eta.chunk(length, elapsed)
+                progress.update(iteration, _status(records[-1], algo.headline()), eta.seconds_left(iteration))
                 if _crossed(config.eval_every, iteration, length) and iteration < config.meta_iters:
                     run_eval(state)
                 if _crossed(config.checkpoint_every, iteration, length) or iteration >= config.meta_iters:
@@ -409,28 +499,45 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
                 save(state)  # interrupted or stop_after: keep everything done so far
                 last_saved = iteration
             interrupted = interrupted or iteration < config.meta_iters
-    finally:
-        progress.close()
 
-    final_eval = None
-    if not interrupted:
-        final_eval = run_eval(state)
-        with open(os.path.join(run_dir, "eval.json"), "w", encoding="utf-8") as f:
-            json.dump({"iteration": iteration, **final_eval.to_dict()}, f, indent=2)
-        if config.plots:
-            write_plots(run_dir, config, final_eval, algo.headline())
-    log.close()
-    if tb:
-        tb.close()
-    checkpointer.close()
+        final_eval = None
+        if not interrupted:
+            final_eval = run_eval(state)
+            with open(os.path.join(run_dir, "eval.json"), "w", encoding="utf-8") as f:
+                json.dump({"iteration": iteration, **final_eval.to_dict()}, f, indent=2)
+            if config.plots:
+                progress.stage("writing plots")
+                write_plots(run_dir, config, final_eval, algo.headline())
+            if config.report:
+                progress.stage("drawing rollouts and writing the report")
+                _write_report(run_dir, algo, state)
+        progress.stage("done" if not interrupted else "stopped")
+    finally:
+        for logger in loggers:
+            logger.close()
+        checkpointer.close()
     return RunResult(run_dir=run_dir, state=state, iteration=iteration, interrupted=interrupted, final_eval=final_eval)
+
+
+def _write_report(run_dir: str, algo: MetaLearner, state: Any) -> None:
+    """report.html with the rollout viewers; a failure here is a warning, never a lost run."""
+    from jmeta.report import write_report
+
+    try:
+        path = write_report(run_dir, viewers=True, algo=algo, state=state)
+    except Exception as exc:  # noqa: BLE001 (the run is trained and saved; the report is a view of it)
+        print(f"warning: the report could not be written ({type(exc).__name__}: {exc}); "
+              f"retry with: python -m jmeta.report --run {run_dir}", file=sys.stderr)
+    else:
+        print(f"report: {path}")
 
 
 def write_plots(run_dir: str, config: TrainConfig, final_eval: EvalResult | None, headline: dict[str, str]) -> list[str]:
     metrics_path = os.path.join(run_dir, METRICS_FILE)
     title = f"{config.algo} on {config.env} ({config.env_variant}), seed {config.seed}"
     paths = [plots.learning_curve(read_metrics(metrics_path, "train"), read_metrics(metrics_path, "eval"),
-                                  headline, os.path.join(run_dir, "plots", "learning_curve.png"), title)]
+                                  headline, os.path.join(run_dir, "plots", "learning_curve.png"), title,
+                                  eval_every=config.eval_every or None)]
     if final_eval is not None:
         paths.append(plots.adaptation_curve(final_eval.mean, final_eval.stderr, final_eval.axis_label,
                                             os.path.join(run_dir, "plots", "adaptation_curve.png"),
@@ -442,6 +549,8 @@ def restore_run(run_dir: str, step: int | None = None):
     """Config, algorithm and restored state of a run directory (for evaluation or notebooks)."""
     config = load_run_config(run_dir)
     config.validate()
+    if config.compilation_cache:
+        enable_compilation_cache()
     _, dist, algo = build(config)
     init_key, _ = jax.random.split(jax.random.key(config.seed))
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)

@@ -28,7 +28,7 @@ import optax
 from flax import struct
 
 from jmeta import adaptation
-from jmeta.algos.base import EvalOut, MetaLearner
+from jmeta.algos.base import EvalOut, MetaLearner, ViewerRollouts
 from jmeta.networks.mlp import ACTIVATIONS
 from jmeta.networks.policies import MLPPolicy, policy_for
 from jmeta.rl import ppo, surrogates
@@ -205,17 +205,19 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         return self.policy.sample
 
     def collect_task(self, params: Params, inner_lr: jax.Array, task: Any, key: jax.Array, num_steps: int,
-                     num_episodes: int, record_info: bool = False) -> tuple[PGBatch, PGBatch, jax.Array]:
+                     num_episodes: int, record_info: bool = False, record_state: bool = False
+                     ) -> tuple[PGBatch, PGBatch, jax.Array]:
         """Inner-loop data for one task: K adaptation batches and the post-adaptation batch.
 
         Returns ``(inner_batches [K, E, T, ...], post_batch [E, T, ...], returns [K + 1])``; with
-        ``record_info`` the trajectories also hold the env's step info in ``traj.extras["info"]``.
+        ``record_info`` the trajectories also hold the env's step info in ``traj.extras["info"]``,
+        with ``record_state`` the env states in ``traj.extras["env_state"]``.
         """
         keys = jax.random.split(key, num_steps + 1)
 
         def rollout(p, k):
             return rollout_episodes(self.env, self.actor, p, task, k, num_episodes, next_obs=False,
-                                    record_info=record_info)
+                                    record_info=record_info, record_state=record_state)
 
         def step(p, xs):
             k, index = xs
@@ -407,6 +409,30 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         returns, success = jax.vmap(per_task)(tasks, keys)
         extras = {} if success is None else {"success": success}
         return EvalOut(returns=returns, axis="step", extras=extras)
+
+    def viewer_rollouts(self, state: GradientState, tasks: Any, key: jax.Array) -> ViewerRollouts:
+        """The meta-test's episodes with their env states: on each task, the first episode of each
+        adaptation batch (before adaptation, after 1, ..., K inner steps; K = eval_adapt_steps).
+        Leaves [N, K + 1, T, ...]."""
+        c = self.config
+        keys = jax.random.split(key, jax.tree_util.tree_leaves(tasks)[0].shape[0])
+        steps = c.eval_adapt_steps
+
+        def per_task(task, k):
+            if steps == 0:
+                traj = rollout_episodes(self.env, self.actor, self.adaptation_start(state.params), task, k, 1,
+                                        next_obs=False, record_info=True, record_state=True)
+                return traj
+            batches, post, _ = self.collect_task(state.params, state.inner_lr, task, k, steps,
+                                                 c.eval_episodes_per_task, record_info=True, record_state=True)
+            first = jax.tree_util.tree_map(lambda x: x[:, 0], batches.traj)  # [K, T, ...]
+            last = jax.tree_util.tree_map(lambda x: x[:1], post.traj)  # [1, T, ...]
+            return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), first, last)
+
+        traj = jax.vmap(per_task)(tasks, keys)
+        labels = tuple(["before adaptation"] + [f"after {k} inner step{'s' if k > 1 else ''}"
+                                                for k in range(1, steps + 1)])
+        return ViewerRollouts(traj=traj, labels=labels)
 
 
 def _success_rate(traj) -> jax.Array | None:

@@ -56,6 +56,20 @@ class EvalOut:
     extras: dict[str, jax.Array] = struct.field(default_factory=dict)
 
 
+@struct.dataclass
+class ViewerRollouts:
+    """Meta-test episodes for drawing (:mod:`jmeta.visualize`): one episode per point of the
+    adaptation axis on each of N tasks.
+
+    traj: a :class:`~jmeta.types.Trajectory` with leaves [N, P, T, ...] whose extras hold
+      ``env_state`` (the env state each action was taken in) and ``info``;
+    labels: P static strings ("before adaptation", "after 1 inner step", "episode 1 of the trial", 0 = first).
+    """
+
+    traj: Any
+    labels: tuple[str, ...] = struct.field(pytree_node=False, default=())
+
+
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """Defaults for one (algorithm, environment) pair, applied before command-line overrides.
@@ -132,6 +146,10 @@ class MetaLearner(abc.ABC, Generic[C, S]):
     @abc.abstractmethod
     def headline(self) -> dict[str, str]:
         """The training metrics to show in the progress bar and learning curve: name -> short label."""
+
+    def viewer_rollouts(self, state: S, tasks: Any, key: jax.Array) -> ViewerRollouts:
+        """Optional: the meta-test's episodes with their env states, for the rollout viewers."""
+        raise NotImplementedError(f"{self.name} does not record rollouts for the viewers yet")
 
     # ------------------------------------------------------------------ shared
     def sample_tasks(self, key: jax.Array, num: int | None = None) -> Any:

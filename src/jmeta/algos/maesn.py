@@ -332,3 +332,7 @@ class MAESN(GradientMetaLearner):
     def evaluate(self, state: GradientState, tasks: Any, key: jax.Array) -> EvalOut:
         """Returns (and success rates) after 0..K latent steps from the prior N(0, I), weights frozen."""
         return super().evaluate(state.replace(params=self.prior_start(state.params)), tasks, key)
+
+    def viewer_rollouts(self, state: GradientState, tasks: Any, key: jax.Array):
+        """As the meta-test: latent steps from the prior, weights frozen."""
+        return super().viewer_rollouts(state.replace(params=self.prior_start(state.params)), tasks, key)

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jmeta.algos.base import EvalOut, MetaLearner, Preset
+from jmeta.algos.base import EvalOut, MetaLearner, Preset, ViewerRollouts
 from jmeta.networks.cnn import image_shape
 from jmeta.networks.mlp import ACTIVATIONS
 from jmeta.networks.recurrent import RecurrentActorCritic
@@ -312,12 +312,12 @@ class RL2(MetaLearner[RL2Config, RL2State]):
 
     # ------------------------------------------------------------------ data
     def collect(self, params: Params, tasks: Any, key: jax.Array, trials_per_task: int, num_episodes: int,
-                deterministic: bool = False, record_info: bool = False) -> Trajectory:
+                deterministic: bool = False, record_info: bool = False, record_state: bool = False) -> Trajectory:
         """Trials of each task under ``params``. Leaves [N, R, K, T, ...]."""
         net = self.network
         actor = net.deterministic_actor() if deterministic else net
         return rollout_trials(self.env, actor, params, tasks, key, trials_per_task, num_episodes, next_obs=False,
-                              record_info=record_info)
+                              record_info=record_info, record_state=record_state)
 
     def trial_batch(self, params: Params, trials: Trajectory) -> TrialBatch:
         """Values of the behaviour params and GAE targets for trials with leaves [B, K, T, ...].
@@ -379,6 +379,15 @@ class RL2(MetaLearner[RL2Config, RL2State]):
         traj = self.collect(state.params, tasks, key, c.eval_trials_per_task, num_episodes, c.eval_deterministic,
                             record_info=True)
         return EvalOut(returns=traj.episode_return().mean(axis=1), axis="episode", extras=episode_success(traj))
+
+    def viewer_rollouts(self, state: RL2State, tasks: Any, key: jax.Array) -> ViewerRollouts:
+        """One meta-test trial per task with its env states: leaves [N, K, T, ...] (K episodes)."""
+        c = self.config
+        num_episodes = c.eval_episodes or self.episodes_per_trial
+        traj = self.collect(state.params, tasks, key, 1, num_episodes, c.eval_deterministic, record_info=True,
+                            record_state=True)
+        labels = tuple(f"episode {k} of the trial" for k in range(num_episodes))
+        return ViewerRollouts(traj=jax.tree_util.tree_map(lambda x: x[:, 0], traj), labels=labels)
 
 
 @dataclasses.dataclass(frozen=True)

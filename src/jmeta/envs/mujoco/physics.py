@@ -206,7 +206,22 @@ def float64_bits(x: jax.Array) -> jax.Array:
 
 
 def _mjx():
-    from mujoco import mjx  # imported lazily: it logs a harmless warning about warp
+    """``mujoco.mjx``, imported without its two "Failed to import warp" lines: mjx prints them when
+    the optional NVIDIA Warp backend is absent, which jmeta does not use. Anything else it prints
+    on import is passed on."""
+    import sys
+
+    if "mujoco.mjx" not in sys.modules:
+        import contextlib
+        import io
+
+        captured = io.StringIO()
+        with contextlib.redirect_stdout(captured):
+            from mujoco import mjx  # noqa: F401
+        for line in captured.getvalue().splitlines():
+            if not line.startswith(("Failed to import warp", "Failed to import mujoco_warp")):
+                print(line)
+    from mujoco import mjx
 
     return mjx
 
