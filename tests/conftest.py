@@ -65,13 +65,15 @@ def pytest_collection_modifyitems(config, items):
     """Tiers and order.
 
     Tests marked ``extended`` (second seeds, long learning runs, heavy parity tests) are skipped
-    unless the ``-m`` expression names them (``python -m pytest -n 2 -m extended``).
+    unless the ``-m`` expression names them (``python -m pytest -n 2 -m extended``); so are the
+    notebook executions (``-m notebooks``; .ci/run runs that tier after the default one).
     Long tests (marked ``slow``) run first: with ``-n 2`` they start at once on both workers and
     the many short tests fill in around them, instead of a long test starting last.
     """
-    if "extended" not in (config.getoption("-m") or ""):
-        skip = pytest.mark.skip(reason="extended tier: run with -m extended")
-        for item in items:
-            if item.get_closest_marker("extended") is not None:
-                item.add_marker(skip)
+    for tier, how in (("extended", "-m extended"), ("notebooks", "-m notebooks (.ci/run does)")):
+        if tier not in (config.getoption("-m") or ""):
+            skip = pytest.mark.skip(reason=f"{tier} tier: run with {how}")
+            for item in items:
+                if item.get_closest_marker(tier) is not None:
+                    item.add_marker(skip)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -127,7 +127,7 @@ def test_rl2_train_then_evaluate_per_episode(tmp_path):
     args = ["--algo", "rl2", "--env", "grid_nav", "--env-horizon", "5", "--meta-iters", "2", "--meta-batch-size", "4",
             "--chunk-size", "1", "--eval-every", "1", "--eval-tasks", "3", "--rl2.hidden-size", "8",
             "--rl2.embed-sizes", "--rl2.head-sizes", "8", "--rl2.num-minibatches", "2", "--rl2.eval-trials-per-task", "2",
-            "--no-progress", "--logdir", str(tmp_path), "--run-name", "rl2"]
+            "--no-progress", "--no-report", "--logdir", str(tmp_path), "--run-name", "rl2"]
     out = _run("jmeta.train", *args)
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = tmp_path / "rl2"
@@ -189,7 +189,7 @@ def test_pearl_variant_preset_train_then_evaluate(tmp_path):
             "--pearl.num-steps-prior", "20", "--pearl.num-steps-posterior", "20", "--pearl.num-train-steps-per-itr", "2",
             "--pearl.batch-size", "4", "--pearl.embedding-batch-size", "4", "--pearl.replay-capacity", "100",
             "--pearl.eval-episodes", "3", "--pearl.eval-exploration-episodes", "1", "--pearl.eval-runs-per-task", "1",
-            "--no-progress", "--logdir", str(tmp_path), "--run-name", "pearl"]
+            "--no-progress", "--no-report", "--logdir", str(tmp_path), "--run-name", "pearl"]
     out = _run("jmeta.train", *args)
     assert out.returncode == 0, out.stderr[-3000:]
     config = json.loads((tmp_path / "pearl" / "config.json").read_text())

@@ -24,10 +24,10 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "jmeta"
 LAYERS = {
     "errors": 0, "validation": 0, "spaces": 0, "types": 0, "_xla_flags": 0,
     "envs": 1, "tasks": 1, "networks": 1, "rl": 1,
-    "rollout": 2, "adaptation": 2, "baselines": 2,
+    "rollout": 2, "adaptation": 2, "baselines": 2, "viewers": 2, "interop": 2,
     "algos": 3,
-    "config": 4, "evaluation": 4, "checkpoint": 4, "logging": 4, "plots": 4,
-    "trainer": 5, "train": 5, "evaluate": 5, "cli_common": 5,
+    "config": 4, "evaluation": 4, "checkpoint": 4, "logging": 4, "plots": 4, "provenance": 4, "notebook": 4,
+    "trainer": 5, "train": 5, "evaluate": 5, "cli_common": 5, "visualize": 5, "report": 5,
 }
 
 

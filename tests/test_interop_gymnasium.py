@@ -25,6 +25,7 @@ import jmeta  # noqa: E402
 from jmeta.envs.toy.point_nav import PointNavTask  # noqa: E402
 from jmeta.errors import ConfigError, EnvInputError, UnknownNameError  # noqa: E402
 from jmeta.interop import gymnasium as jg  # noqa: E402
+from jmeta.rollout import rollout_episode  # noqa: E402
 from jmeta.spaces import Box, Discrete  # noqa: E402
 from jmeta.tasks import TaskBank, evaluation_bank  # noqa: E402
 
@@ -307,3 +308,9 @@ def test_a_gymnax_style_env_becomes_a_jmeta_env():
     assert set(infos) >= {"discount", "_discount"} and "x" not in infos  # only scalar info is kept
     obs, reward, terminated, truncated, _ = venv.step(toward)
     assert terminated.all() and not truncated.any()
+
+    right = lambda params, obs, key: (jnp.ones((), jnp.int32), jnp.zeros(()))  # noqa: E731
+    trajectory = jax.jit(rollout_episode, static_argnums=(0, 1))(env, right, None, LineParams(goal=jnp.asarray(0.5)),
+                                                                 jax.random.key(0))
+    np.testing.assert_allclose(trajectory.reward, [-0.25, 0.0, 0.0, 0.0])  # at the goal on step 2, then masked
+    np.testing.assert_array_equal(trajectory.mask, [1, 1, 0, 0])

@@ -273,22 +273,27 @@ def _mujoco_figures(env: Any, task: Any, states: Any, mask: np.ndarray, captions
         print("visualize: no headless OpenGL backend for MuJoCo's renderer (install the EGL or OSMesa "
               "libraries, see docs/visualization.md); drawing the torso paths only", file=sys.stderr)
         return figures
-    markers = _goal_markers(task)
-    for k in sorted({0, len(captions) - 1}):
+    from PIL import Image
+
+    markers = mujoco_render.goal_markers(env, task)
+    points = sorted({0, len(captions) - 1})
+    strip_rows = []
+    for k in points:
         valid = max(int(mask[k].sum()), 1)
         rendered = mujoco_render.render_frames(env, qpos[k, :valid:2], markers=markers)
         file = f"{name}_point{k}.gif"
         write_gif(list(rendered), os.path.join(out_dir, file), fps=15)
         figures.append(Figure(file, f"Task {index}: {captions[k]}", index, "animation"))
+        picks = np.unique(np.linspace(0, len(rendered) - 1, min(6, len(rendered))).round().astype(int))
+        strip_rows.append(np.concatenate([rendered[t, ::2, ::2] for t in picks], axis=1))
+    width = max(row.shape[1] for row in strip_rows)
+    strip = np.concatenate([np.pad(row, ((0, 2), (0, width - row.shape[1]), (0, 0)), constant_values=255)
+                            for row in strip_rows])
+    strip_file = f"{name}_frames.png"
+    Image.fromarray(strip).save(os.path.join(out_dir, strip_file))
+    rows = "; ".join(f"row {r + 1}: {captions[k]}" for r, k in enumerate(points))
+    figures.insert(1, Figure(strip_file, f"Task {index}: frames over the episode ({rows})", index, "frames"))
     return figures
-
-
-def _goal_markers(task: Any) -> list[np.ndarray] | None:
-    target = getattr(task, "goal", None)
-    if target is None:
-        return None
-    target = np.asarray(target, float).reshape(-1)
-    return [np.array([target[0], target[1], 0.1])] if target.shape[0] == 2 else None
 
 
 def _torso_figure(env: Any, task: Any, qpos: np.ndarray, mask: np.ndarray, captions: list[str], index: int,
@@ -302,8 +307,10 @@ def _torso_figure(env: Any, task: Any, qpos: np.ndarray, mask: np.ndarray, capti
             ax.plot(np.arange(valid) * float(getattr(env, "dt", 1.0)), qpos[k, :valid, 0], color=color, label=caption)
         else:
             ax.plot(qpos[k, :valid, 0], qpos[k, :valid, 1], color=color, label=caption)
-    markers = _goal_markers(task)
-    if markers and not planar:
+    from jmeta.viewers import mujoco_render
+
+    markers = mujoco_render.goal_markers(env, task)
+    if markers is not None and not planar:
         ax.plot(markers[0][0], markers[0][1], "*", color="gold", markersize=16, markeredgecolor="black", label="goal")
         ax.set_aspect("equal")
     ax.set_xlabel("time (s)" if planar else "x")

@@ -88,6 +88,11 @@ def _key_from_seed(seed: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(int(high)), np.uint32(low))
 
 
+def _check_num_envs(num_envs: Any) -> None:
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
+        raise ConfigError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+
+
 def _check_seed(seed: Any) -> None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
         raise ConfigError(f"seed must be None or an integer >= 0, got {seed!r}")
@@ -347,8 +352,7 @@ class MetaVectorEnv(VectorEnv):
     def __init__(self, env: MetaEnv, task_distribution: TaskDistribution, num_envs: int, *,
                  task: Task | None = None, tasks: TaskSource = "train", resample: Resample = "trial",
                  seed: int = 0):
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
-            raise ConfigError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        _check_num_envs(num_envs)
         _check_seed(seed)
         self.meta_env, self.jmeta_spec, self.num_envs = env, env.spec, int(num_envs)
         self._template = jax.eval_shape(task_distribution.sample, jax.random.key(0))
@@ -362,11 +366,13 @@ class MetaVectorEnv(VectorEnv):
         self._key = _key_from_seed(seed)
         self._subs: SubEnvState | None = None
         self.set_tasks(task)
-        reset = functools.partial(_vector_reset, env, draw, self.num_envs)
-        self._reset_all = jax.jit(lambda key, fixed_task, fixed: reset(key, fixed_task, fixed, None,
-                                                                       jnp.ones(self.num_envs, bool)))
+        reset, everyone = functools.partial(_vector_reset, env, draw, self.num_envs), jnp.ones(self.num_envs, bool)
+        self._reset_all = jax.jit(lambda key, fixed_task, fixed: reset(key, fixed_task, fixed, None, everyone))
         self._reset_masked = jax.jit(reset)
         self._step = jax.jit(functools.partial(_vector_step, env, draw, env.spec.horizon, trial_length))
+
+    def __repr__(self) -> str:
+        return f"MetaVectorEnv({self.jmeta_spec.env_id}, num_envs={self.num_envs})"
 
     def set_tasks(self, tasks: Task | None) -> None:
         """Fixes the sub-envs' tasks from the next ``reset()`` on: one task (every sub-env) or tasks
@@ -514,8 +520,7 @@ def make_vec(env_name: str, num_envs: int, *, variant: str = "default", task: Ta
     (a task pytree, e.g. ``tasks.sample(key)``); otherwise tasks come from ``tasks`` and are drawn
     per ``resample`` (see the module docstring). ``seed``: the key stream of a first unseeded reset.
     """
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
-        raise ConfigError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+    _check_num_envs(num_envs)  # before building the env
     env, dist = make_meta_env(env_name, variant, **env_overrides)
     return MetaVectorEnv(env, dist, num_envs, task=task, tasks=tasks, resample=resample, seed=seed)
 

@@ -556,8 +556,9 @@ def write_gif(frames: Any, path: str | os.PathLike, fps: float = 20.0) -> None:
 def write_mp4(frames: Any, path: str | os.PathLike, fps: float = 20.0, quality: int = 7) -> None:
     """Writes uint8[T, H, W, 3] frames as an H.264 MP4 (yuv420p, plays in browsers).
 
-    Needs the optional package imageio-ffmpeg (``pip install imageio-ffmpeg``: a bundled ffmpeg
-    binary, about 30 MB); without it this raises ImportError and :func:`write_gif` still works.
+    Needs the optional package imageio-ffmpeg (``pip install imageio-ffmpeg``; its wheel bundles a
+    static ffmpeg, about 165 MB installed); without it this raises ImportError and
+    :func:`write_gif` still works.
     Odd sizes are padded by one pixel (H.264 4:2:0 needs even sides)."""
     try:
         import imageio_ffmpeg
