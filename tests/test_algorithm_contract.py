@@ -143,3 +143,29 @@ def test_task_sharding_is_the_one_place_a_mesh_enters(algo):
     _, m_sharded = jax.jit(sharded.meta_step)(state, jax.random.key(1))
     for name in m_plain:
         np.testing.assert_allclose(float(m_plain[name]), float(m_sharded[name]), rtol=1e-6, err_msg=name)
+
+
+#: One algorithm per implementation of ``viewer_rollouts`` runs in the default tier (the gradient
+#: family's skeleton is checked through the report test's MAML run); the rest in ``extended``.
+_VIEWER_DEFAULT = {"rl2", "dream", "pearl", "varibad"}
+
+
+@pytest.mark.parametrize("algo", [pytest.param(a, marks=() if a in _VIEWER_DEFAULT else pytest.mark.extended)
+                                  for a in list_algorithms()])
+def test_viewer_rollouts_give_one_episode_per_adaptation_point(algo):
+    """What jmeta.visualize draws: leaves [N, P, T, ...] with the env states, P labels."""
+    kind = "continuous" if "continuous" in algorithm_class(algo).ACTION_SPACES else "discrete"
+    env_name = ENVS[kind]
+    config = _config(algo, env_name, "unused")
+    _, _, learner = build(config)
+    state = learner.init(jax.random.key(0))
+    tasks = sample_tasks(learner.task_dist, jax.random.key(1), 2)
+    rollouts = jax.jit(learner.viewer_rollouts)(state, tasks, jax.random.key(2))
+    points = len(rollouts.labels)
+    evaluated = jax.eval_shape(learner.evaluate, state, tasks, jax.random.key(2)).returns.shape[1]
+    assert points == evaluated, "one episode per point of the meta-test's adaptation axis"
+    assert all(isinstance(label, str) and label for label in rollouts.labels)
+    assert rollouts.traj.mask.shape == (2, points, 5)
+    position = rollouts.traj.extras["env_state"].position
+    assert position.shape == (2, points, 5, 2)
+    assert bool((rollouts.traj.mask[:, :, 0] == 1).all())

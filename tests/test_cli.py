@@ -31,6 +31,11 @@ def test_help_documents_every_field():
     # The preset for (maml, point_nav) is what --help shows as defaults.
     assert re.search(r"--meta-batch-size INT[\s│]+Tasks sampled per meta-iteration\.[\s│]+\(default: 20\)", text)
     assert "--rl2." not in text  # only the chosen algorithm's fields
+    flat = " ".join(text.replace("│", " ").split())  # the description is wrapped in a box
+    assert "Environments (--env" in flat and "point_nav (default, pearl, pearl_sparse, semicircle, sparse)" in flat
+    assert "maze2d (default, random_layout, small)" in flat and "Algorithms (--algo): cavia," in flat
+    for flag in ("--wandb", "--wandb-mode", "--no-compilation-cache", "--no-report"):
+        assert flag in text, flag
     out = _run("jmeta.train", "--algo", "rl2", "--env", "grid_nav", "--help")
     assert out.returncode == 0, out.stderr
     for flag in ("--rl2.hidden-size", "--rl2.bptt-truncation", "--rl2.episodes-per-trial", "--rl2.num-minibatches"):
@@ -180,9 +185,27 @@ def test_env_physics_flag_reaches_the_env_and_pure_jax_envs_refuse_it():
         TrainConfig(action_scale=0.0).validate()
 
 
+def test_variant_preset_is_parsed_in_process():
+    """`--env-variant` selects the (pearl, point_nav:pearl_sparse) preset, and flags override it (the
+    whole train + evaluate subprocess round trip is the extended test below)."""
+    from jmeta.train import parse_config
+    from jmeta.errors import ConfigError
+    from jmeta.trainer import build as trainer_build
+
+    config = parse_config(["--algo", "pearl", "--env", "point_nav", "--env-variant", "pearl_sparse",
+                           "--pearl.batch-size", "4"])
+    assert config.env_variant == "pearl_sparse" and config.algo_config.kl_lambda == 1.0
+    assert config.algo_config.discount == 0.9 and config.algo_config.num_tasks_sample == 10
+    assert config.algo_config.batch_size == 4
+    with pytest.raises(ConfigError, match="pearl: supports continuous action spaces only"):
+        trainer_build(parse_config(["--algo", "pearl", "--env", "grid_nav"]))
+
+
+@pytest.mark.extended
 def test_pearl_variant_preset_train_then_evaluate(tmp_path):
     """`--env-variant` selects the (pearl, point_nav:pearl_sparse) preset; a tiny run trains and the
-    meta-test reports every episode of the trial; a discrete env is refused in one line."""
+    meta-test reports every episode of the trial; a discrete env is refused in one line. Extended:
+    the preset lookup is checked in process above, train + evaluate CLIs by the MAML and RL² tests."""
     args = ["--algo", "pearl", "--env", "point_nav", "--env-variant", "pearl_sparse", "--meta-iters", "2",
             "--meta-batch-size", "2", "--chunk-size", "1", "--eval-every", "0", "--eval-tasks", "2",
             "--pearl.hidden-sizes", "8", "--pearl.encoder-sizes", "8", "--pearl.num-initial-steps", "20",

@@ -15,9 +15,9 @@ import sys
 import jax
 import numpy as np
 import pytest
-from _tiny import tiny_config
 
 import jmeta
+from _tiny import tiny_config
 from jmeta import plots, trainer
 from jmeta.config import TrainConfig, preset_config
 from jmeta.errors import ConfigError

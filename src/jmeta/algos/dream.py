@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jmeta.algos.base import EvalOut, MetaLearner, Preset
+from jmeta.algos.base import EvalOut, MetaLearner, Preset, ViewerRollouts
 from jmeta.algos.rl2 import MAZE_RUN, MAZE_SMALL_RUN, TrialBatch, trial_gae
 from jmeta.envs.base import task_features
 from jmeta.networks.cnn import image_shape
@@ -347,20 +347,23 @@ class DREAM(MetaLearner[DreamConfig, DreamState]):
         return {"train/return_exec": "exec", "train/info_gain": "info"}
 
     # ------------------------------------------------------------------ data
-    def explore(self, params: Params, tasks: Any, key: jax.Array, deterministic: bool = False) -> Trajectory:
-        """One exploration episode per task, as a one-episode trial. Leaves [N, 1, T, ...] with next_obs and info."""
+    def explore(self, params: Params, tasks: Any, key: jax.Array, deterministic: bool = False,
+                record_state: bool = False) -> Trajectory:
+        """One exploration episode per task, as a one-episode trial. Leaves [N, 1, T, ...] with next_obs and info
+        (and extras["env_state"] with ``record_state``)."""
         net = self.explore_net
         actor = net.deterministic_actor() if deterministic else net
         keys = jax.random.split(key, jax.tree_util.tree_leaves(tasks)[0].shape[0])
-        return jax.vmap(lambda t, k: rollout_trial(self.env, actor, params, t, k, 1, record_info=True)[0])(tasks, keys)
+        return jax.vmap(lambda t, k: rollout_trial(self.env, actor, params, t, k, 1, record_info=True,
+                                                   record_state=record_state)[0])(tasks, keys)
 
-    def execute(self, params: Params, z: jax.Array, tasks: Any, key: jax.Array, deterministic: bool = False
-                ) -> Trajectory:
+    def execute(self, params: Params, z: jax.Array, tasks: Any, key: jax.Array, deterministic: bool = False,
+                record_state: bool = False) -> Trajectory:
         """One execution episode per task conditioned on z [N, E]. Leaves [N, 1, T, ...] with info."""
         actor = _ConditionedActor(self.exec_net, deterministic)
         keys = jax.random.split(key, z.shape[0])
         return jax.vmap(lambda zz, t, k: rollout_trial(self.env, actor, (params, zz), t, k, 1, next_obs=False,
-                                                       record_info=True)[0])(z, tasks, keys)
+                                                       record_info=True, record_state=record_state)[0])(z, tasks, keys)
 
     def decode(self, params: Params, explore_traj: Trajectory) -> jax.Array:
         """g's predictions after every prefix of each exploration episode: leaves [N, 1, T] -> [N, T + 1, E]."""
@@ -465,6 +468,25 @@ class DREAM(MetaLearner[DreamConfig, DreamState]):
         return DreamState(params=new_params, opt_state=opt_state, iteration=state.iteration + 1), metrics
 
     # ------------------------------------------------------------------ meta-test
+    def viewer_rollouts(self, state: DreamState, tasks: Any, key: jax.Array) -> ViewerRollouts:
+        """One trial per task: the exploration episode, then the execution episode on the embedding
+        decoded from it. Leaves [N, 2, T, ...] with extras ``env_state`` and ``info``."""
+        c = self.config
+        explore_key, exec_key = jax.random.split(key)
+        params = state.params
+        explore = self.explore(params["explore"], tasks, explore_key, c.eval_deterministic, record_state=True)
+        z = self.decode(params["decoder"], explore)[:, -1]
+        execute = self.execute(params["exec"], z, tasks, exec_key, c.eval_deterministic, record_state=True)
+
+        def kept(traj):  # the fields both episodes share, [N, T, ...]
+            traj = jax.tree_util.tree_map(lambda x: x[:, 0], traj)
+            return Trajectory(obs=traj.obs, action=traj.action, reward=traj.reward, terminated=traj.terminated,
+                              mask=traj.mask, log_prob=traj.log_prob, time=traj.time,
+                              extras={"env_state": traj.extras["env_state"], "info": traj.extras["info"]})
+
+        both = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b], axis=1), kept(explore), kept(execute))
+        return ViewerRollouts(traj=both, labels=("exploration episode", "execution episode (decoded embedding)"))
+
     def evaluate(self, state: DreamState, tasks: Any, key: jax.Array) -> EvalOut:
         """Exploration then execution on each task, ``eval_trials_per_task`` times: returns [N, 2]
         (0 = exploration episode, 1 = execution episode on the decoded embedding).

@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from jmeta.algos.base import EvalOut, MetaLearner, Preset
+from jmeta.algos.base import EvalOut, MetaLearner, Preset, ViewerRollouts
 from jmeta.networks.encoders import ContextEncoder, GaussianPosterior
 from jmeta.networks.mlp import ACTIVATIONS
 from jmeta.networks.sac import CriticMLP, TanhGaussianActor
@@ -651,8 +651,10 @@ class PEARL(MetaLearner[PEARLConfig, PEARLState]):
         return state.replace(iteration=state.iteration + 1), metrics
 
     # ------------------------------------------------------------------ meta-test
-    def trial(self, params: dict[str, Any], task: Any, key: jax.Array, num_episodes: int) -> tuple[Any, jax.Array]:
-        """One meta-test trial on ``task`` (module docstring). Returns (trajectories [K, T], z [K, L])."""
+    def trial(self, params: dict[str, Any], task: Any, key: jax.Array, num_episodes: int,
+              record_state: bool = False) -> tuple[Any, jax.Array]:
+        """One meta-test trial on ``task`` (module docstring). Returns (trajectories [K, T], z [K, L]);
+        with ``record_state`` the trajectories hold the env states in extras["env_state"]."""
         c = self.config
         policy = self._policy_fn(deterministic=c.eval_deterministic)
         horizon = self.horizon
@@ -665,7 +667,8 @@ class PEARL(MetaLearner[PEARLConfig, PEARLState]):
             store, z = carry
             k, index = args
             roll_key, z_key = jax.random.split(k)
-            traj = rollout_episode(self.env, policy, (params["policy"], z), task, roll_key, record_info=True)
+            traj = rollout_episode(self.env, policy, (params["policy"], z), task, roll_key, record_info=True,
+                                   record_state=record_state)
             store = replay_insert(store, zero, jax.tree_util.tree_map(lambda x: x[None], self.transitions(traj)),
                                   (traj.mask > 0)[None])
             # All the context so far: the first store.size slots (the store never wraps).
@@ -678,6 +681,17 @@ class PEARL(MetaLearner[PEARLConfig, PEARLState]):
         keys = jax.random.split(trial_key, num_episodes)
         _, (traj, zs) = jax.lax.scan(episode, (store, first_z), (keys, jnp.arange(num_episodes)))
         return traj, zs
+
+    def viewer_rollouts(self, state: PEARLState, tasks: Any, key: jax.Array) -> ViewerRollouts:
+        """One meta-test trial per task (prior z for the exploration episodes, then the posterior):
+        leaves [N, K, T, ...] with extras ``env_state`` and ``info``."""
+        c = self.config
+        num_episodes = self.num_eval_episodes
+        keys = jax.random.split(key, jax.tree_util.tree_leaves(tasks)[0].shape[0])
+        traj, _ = jax.vmap(lambda t, k: self.trial(state.params, t, k, num_episodes, record_state=True))(tasks, keys)
+        labels = tuple(f"episode {k}, z from the {'prior' if k < max(1, c.eval_exploration_episodes) else 'posterior'}"
+                       for k in range(num_episodes))
+        return ViewerRollouts(traj=traj, labels=labels)
 
     def evaluate(self, state: PEARLState, tasks: Any, key: jax.Array) -> EvalOut:
         """Return of each episode of a trial on each task, averaged over trials: [N, K]."""

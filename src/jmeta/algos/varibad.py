@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jmeta.algos.base import EvalOut, MetaLearner, Preset
+from jmeta.algos.base import EvalOut, MetaLearner, Preset, ViewerRollouts
 from jmeta.algos.rl2 import MAZE_SMALL_RUN
 from jmeta.envs.base import task_features
 from jmeta.networks.belief import (
@@ -585,11 +585,13 @@ class VariBAD(MetaLearner[VariBADConfig, VariBADState]):
 
     # ------------------------------------------------------------------ data
     def collect(self, params: Params, norm: dict[str, RunningStats], tasks: Any, key: jax.Array,
-                trials_per_task: int, num_episodes: int, deterministic: bool = False) -> Trajectory:
-        """Trials of each task. Leaves [N, R, K, T, ...] with next_obs and extras["context"]."""
+                trials_per_task: int, num_episodes: int, deterministic: bool = False,
+                record_state: bool = False) -> Trajectory:
+        """Trials of each task. Leaves [N, R, K, T, ...] with next_obs and extras["context"] (with
+        ``record_state``, also extras["env_state"])."""
         actor_params = {"policy": params["policy"], "encoder": params["encoder"], "norm": norm}
         return rollout_trials(self.env, self.actor(deterministic), actor_params, tasks, key, trials_per_task,
-                              num_episodes, next_obs=True)
+                              num_episodes, next_obs=True, record_state=record_state)
 
     def vae_trials(self, traj: Trajectory, tasks: Any) -> VAETrial:
         """Trajectory [N, R, K, T, ...] of ``tasks`` [N] -> VAETrial leaves [N * R, L, ...]."""
@@ -828,3 +830,12 @@ class VariBAD(MetaLearner[VariBADConfig, VariBADState]):
             extras = {f"vae_{name}": value.reshape(num_tasks, c.eval_trials_per_task).mean(axis=1)
                       for name, value in terms.items()}
         return EvalOut(returns=returns, axis="episode", extras=extras)
+
+    def viewer_rollouts(self, state: VariBADState, tasks: Any, key: jax.Array) -> ViewerRollouts:
+        """One meta-test trial per task with its env states: leaves [N, K, T, ...] (K episodes)."""
+        c = self.config
+        num_episodes = c.eval_episodes or self.episodes_per_trial
+        traj = self.collect(state.params, state.norm, tasks, key, 1, num_episodes, c.eval_deterministic,
+                            record_state=True)
+        labels = tuple(f"episode {k} of the trial" for k in range(num_episodes))
+        return ViewerRollouts(traj=jax.tree_util.tree_map(lambda x: x[:, 0], traj), labels=labels)
