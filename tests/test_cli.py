@@ -188,8 +188,8 @@ def test_env_physics_flag_reaches_the_env_and_pure_jax_envs_refuse_it():
 def test_variant_preset_is_parsed_in_process():
     """`--env-variant` selects the (pearl, point_nav:pearl_sparse) preset, and flags override it (the
     whole train + evaluate subprocess round trip is the extended test below)."""
-    from jmeta.train import parse_config
     from jmeta.errors import ConfigError
+    from jmeta.train import parse_config
     from jmeta.trainer import build as trainer_build
 
     config = parse_config(["--algo", "pearl", "--env", "point_nav", "--env-variant", "pearl_sparse",
