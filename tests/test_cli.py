@@ -127,8 +127,10 @@ def test_train_then_evaluate_end_to_end(tmp_path):
 
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_rl2_train_then_evaluate_per_episode(tmp_path):
+    """Extended (25 s of two subprocess CLIs): the CLI round trip is the MAML test's, the per-episode
+    axis is checked for every algorithm by the contract test, and RL²'s eval overrides by test_rl2."""
     args = ["--algo", "rl2", "--env", "grid_nav", "--env-horizon", "5", "--meta-iters", "2", "--meta-batch-size", "4",
             "--chunk-size", "1", "--eval-every", "1", "--eval-tasks", "3", "--rl2.hidden-size", "8",
             "--rl2.embed-sizes", "--rl2.head-sizes", "8", "--rl2.num-minibatches", "2", "--rl2.eval-trials-per-task", "2",

@@ -53,6 +53,10 @@ class RunConfig:
     """Number of meta-iterations (outer updates)."""
     meta_batch_size: int = 40
     """Tasks sampled per meta-iteration."""
+    devices: int | None = None
+    """Devices the task axis is split over (a mesh with one axis, "tasks"; parameters replicated):
+    None uses every device of the default backend, 1 no mesh. meta_batch_size must be a multiple
+    of it (docs/scaling.md)."""
     chunk_size: int = 10
     """Meta-iterations per compiled call between host-side logging."""
     eval_every: int = 50
@@ -162,6 +166,8 @@ class TrainConfig(RunConfig):
         check(self.meta_iters >= 1, "meta_iters", "must be >= 1", self.meta_iters)
         check(self.meta_batch_size >= 1, "meta_batch_size", "must be >= 1", self.meta_batch_size)
         check(self.chunk_size >= 1, "chunk_size", "must be >= 1", self.chunk_size)
+        check(self.devices is None or self.devices >= 1, "devices", "must be >= 1 (or None: every device)",
+              self.devices)
         check(self.eval_every >= 0, "eval_every", "must be >= 0", self.eval_every)
         check(self.eval_tasks >= 1, "eval_tasks", "must be >= 1", self.eval_tasks)
         check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1", self.checkpoint_every)

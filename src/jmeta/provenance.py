@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
@@ -23,14 +24,19 @@ from typing import Any
 import jmeta
 
 
-def installed_packages() -> dict[str, str]:
-    """Every installed distribution: name -> version (sorted by name)."""
+@functools.cache
+def _installed_packages() -> tuple[tuple[str, str], ...]:
     found: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata.get("Name")
         if name:
             found.setdefault(name, dist.version)
-    return dict(sorted(found.items(), key=lambda item: item[0].lower()))
+    return tuple(sorted(found.items(), key=lambda item: item[0].lower()))
+
+
+def installed_packages() -> dict[str, str]:
+    """Every installed distribution: name -> version (sorted by name; read once per process)."""
+    return dict(_installed_packages())
 
 
 def git_revision(path: str | None = None) -> dict[str, Any] | None:

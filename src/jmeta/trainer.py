@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jmeta
-from jmeta import plots
+from jmeta import plots, sharding
 from jmeta._xla_flags import enable_compilation_cache, hot_path_compiler_options
 from jmeta.algos import make_algorithm
 from jmeta.algos.base import MetaLearner
@@ -299,7 +299,9 @@ def train(config: TrainConfig, stop_after: int | None = None, on_records: Record
     config.validate()
     if config.compilation_cache:
         enable_compilation_cache()
-    _, dist, algo = build(config)
+    mesh = _run_mesh(config)
+    env, dist, algo = build(config, task_sharding=sharding.task_sharding(mesh))
+    _check_physics_on_mesh(env, mesh)
     if config.resume:
         run_dir = os.path.abspath(config.resume)
         check_resume_compatible(load_run_config(run_dir), config)
@@ -311,7 +313,7 @@ def train(config: TrainConfig, stop_after: int | None = None, on_records: Record
         progress = ProgressBar(config.meta_iters, 0, config.progress, f"{config.algo} on {config.env}", console)
         try:
             return _train_locked(config, algo, dist, run_dir, stop_after, progress,
-                                 on_records or (lambda records: None))
+                                 on_records or (lambda records: None), mesh)
         finally:
             progress.close()
 
@@ -362,8 +364,27 @@ def _eval_line(iteration: int, result: EvalResult) -> str:
             + ", ".join(points) + (f" | {', '.join(extras)}" if extras else ""))
 
 
+def _run_mesh(config: TrainConfig):
+    """The run's task-axis mesh (None on one device), with the batch sizes checked against it."""
+    mesh = sharding.task_mesh(config.devices)
+    sharding.check_divisible("meta_batch_size", config.meta_batch_size, mesh)
+    return mesh
+
+
+def _check_physics_on_mesh(env: MetaEnv, mesh) -> None:
+    """The MuJoCo C engine path steps the batch on the host through one callback: one device only."""
+    from jmeta.envs.wrappers import unwrap
+
+    physics = getattr(unwrap(env), "physics", None)
+    if mesh is not None and getattr(physics, "name", None) == "mujoco":
+        raise ConfigError(f"devices: the MuJoCo C engine path (env_physics mujoco, the CPU default) steps every "
+                          f"task on the host for one device; use --devices 1, or --env-physics mjx to split "
+                          f"{env.spec.name}'s tasks over {mesh.devices.size} devices")
+
+
 def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution, run_dir: str,
-                  stop_after: int | None, progress: ProgressBar, on_records: RecordsCallback) -> RunResult:
+                  stop_after: int | None, progress: ProgressBar, on_records: RecordsCallback,
+                  mesh: Any = None) -> RunResult:
     from jmeta.provenance import append_session, session_record
 
     identity = _checkpoint_identity(config)
@@ -391,6 +412,7 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
                   f"resuming from iteration {int(state.iteration)}", file=sys.stderr)
     else:
         state = algo.init(init_key)
+    state = sharding.replicate(state, mesh)  # parameters and optimiser state on every device
     start = int(state.iteration)
     metrics_path = os.path.join(run_dir, METRICS_FILE)
     truncate_metrics(metrics_path, start)  # records past the restored checkpoint are rolled back
@@ -404,7 +426,8 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
         from jmeta.logging import WandbLog
 
         loggers.append(WandbLog(run_dir, config, resume=bool(config.resume)))
-    evaluator = make_evaluator(*build_meta_test(config, algo, dist))
+    meta_algo, bank = build_meta_test(config, algo, dist)
+    evaluator = make_evaluator(meta_algo, TaskBank(sharding.shard_tasks(bank.tasks, mesh)))
     chunk_fn = _make_chunk_fn(algo)
     steps_per_iter = algo.env_steps_per_iteration()
     meta = {"config": config.to_dict(), "versions": versions(), **identity}
