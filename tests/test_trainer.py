@@ -72,8 +72,8 @@ class _NaNAfter:
 def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     original_build = trainer.build
 
-    def build_with_nan(config):
-        env, dist, algo = original_build(config)
+    def build_with_nan(config, task_sharding=None):
+        env, dist, algo = original_build(config, task_sharding)
         return env, dist, _NaNAfter(algo, at=2)
 
     monkeypatch.setattr(trainer, "build", build_with_nan)
