@@ -10,8 +10,9 @@ second copy of the state being kept on device), the good iterations are logged, 
 saved, and the run raises.
 
 The trainer knows no algorithm: it uses the :class:`~jmeta.algos.base.MetaLearner` interface
-(``init``, ``meta_step``, ``evaluate``, ``headline``, ``env_steps_per_iteration``). The place for a
-device mesh is :func:`build` (the algorithm's ``task_sharding``).
+(``init``, ``meta_step``, ``evaluate``, ``headline``, ``env_steps_per_iteration``). A run's device
+mesh (``config.devices``, :mod:`jmeta.sharding`) enters through :func:`build` (the algorithm's
+``task_sharding``); the state is placed replicated and the evaluation bank split.
 """
 
 from __future__ import annotations
