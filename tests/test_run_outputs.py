@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import jax
-import numpy as np
 import pytest
 
 import jmeta
@@ -215,14 +214,3 @@ def test_importing_mjx_prints_no_warp_noise():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "warp" not in out.stdout.lower(), out.stdout
-
-
-def test_plain_numpy_viewer_gif_writer(tmp_path):
-    from jmeta.visualize import write_gif
-
-    frames = [np.full((4, 5, 3), v, np.uint8) for v in (0, 128, 255)]
-    path = write_gif(frames, str(tmp_path / "x.gif"), fps=5, scale=2)
-    from PIL import Image
-
-    image = Image.open(path)
-    assert image.n_frames == 3 and image.size == (10, 8)

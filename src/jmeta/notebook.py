@@ -31,10 +31,9 @@ class LivePlot:
 
     ``records``: every record received so far (the metrics.jsonl lines as dicts)."""
 
-    def __init__(self, headline: dict[str, str] | None = None, every: int = 1, figsize: tuple[float, float] = (7, 4)):
+    def __init__(self, headline: dict[str, str] | None = None, every: int = 1):
         self.headline = headline
         self.every = max(1, every)
-        self.figsize = figsize
         self.records: list[dict[str, Any]] = []
         self._calls = 0
 
@@ -45,33 +44,25 @@ class LivePlot:
             self.draw()
 
     def draw(self) -> None:
+        """Redraws :func:`jmeta.plots.learning_curve` of the records so far, in place."""
         shown = _display()
         if shown is None:
             return
         display, clear_output = shown
-        import matplotlib.pyplot as plt
+        import tempfile
 
-        from jmeta.plots import eval_label, eval_series_keys
+        from IPython.display import Image
+
+        from jmeta.plots import learning_curve
 
         train = [r for r in self.records if r.get("kind") == "train"]
         evals = [r for r in self.records if r.get("kind") == "eval"]
         headline = self.headline or {k: k.split("/")[-1] for k in (train[-1] if train else {})
                                      if k.startswith("train/return")}
-        fig, ax = plt.subplots(figsize=self.figsize)
-        for name, label in headline.items():
-            ax.plot([r["iteration"] for r in train], [r.get(name) for r in train], label=f"train: {label}")
-        if evals:
-            for key in eval_series_keys(evals[-1]):
-                points = [r for r in evals if key in r]
-                ax.errorbar([r["iteration"] for r in points], [r[key] for r in points],
-                            yerr=[r.get(key + "_se", 0.0) for r in points], marker="o", capsize=3, label=eval_label(key))
-        ax.set_xlabel("meta-iteration")
-        ax.set_ylabel("average return")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        clear_output(wait=True)
-        display(fig)
-        plt.close(fig)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = learning_curve(train, evals, headline, os.path.join(tmp, "curve.png"), "learning curve (live)")
+            clear_output(wait=True)
+            display(Image(filename=path))
 
 
 def show_run(run_dir: str, viewers: bool = True) -> list[str]:

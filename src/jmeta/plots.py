@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +72,7 @@ def learning_curve(train: list[dict[str, Any]], evals: list[dict[str, Any]], hea
     an evaluation at the start and one at the end are two points, not a line across the run."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     it = np.array([r["iteration"] for r in train])
     for name, label in headline.items():
@@ -93,12 +94,12 @@ def learning_curve(train: list[dict[str, Any]], evals: list[dict[str, Any]], hea
                     ax.plot(xs[lo:hi], ys[lo:hi], color=bar[0].get_color(), linewidth=1.0, alpha=0.8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
-    return _save(plt, fig, ax, "meta-iteration", "average return", title, path)
+    return save_axes(plt, fig, ax, "meta-iteration", "average return", title, path)
 
 
 def adaptation_curve(mean: np.ndarray, stderr: np.ndarray, axis_label: str, path: str, title: str) -> str:
     """Return (mean +- s.e. over held-out tasks) along the adaptation axis (``axis_label`` on x)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ks = np.arange(len(mean))
     ax.errorbar(ks, mean, yerr=stderr, marker="o" if len(ks) <= 30 else None, capsize=4 if len(ks) <= 30 else 0)
@@ -108,23 +109,24 @@ def adaptation_curve(mean: np.ndarray, stderr: np.ndarray, axis_label: str, path
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return _save(plt, fig, ax, axis_label, "average return (held-out tasks)", title, path)
+    return save_axes(plt, fig, ax, axis_label, "average return (held-out tasks)", title, path)
 
 
 def adaptation_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], axis_label: str, path: str, title: str,
                       ylabel: str = "average return (held-out tasks)") -> str:
     """Several methods on one axis: ``curves`` maps a label to ``(mean [K + 1], half-width [K + 1])``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, (label, (mean, err)) in enumerate(curves.items()):
         ks = np.arange(len(mean)) + (i - (len(curves) - 1) / 2) * 0.03  # small offsets keep error bars apart
         ax.errorbar(ks, mean, yerr=err, marker="o", capsize=3, label=label)
     ax.set_xticks(np.arange(max(len(m) for m, _ in curves.values())))
     ax.legend(fontsize=8)
-    return _save(plt, fig, ax, axis_label, ylabel, title, path)
+    return save_axes(plt, fig, ax, axis_label, ylabel, title, path)
 
 
-def _save(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: str) -> str:
+def save_axes(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: str) -> str:
+    """Labels, title and grid on ``ax``; writes ``fig`` to ``path`` (PNG) and closes it."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

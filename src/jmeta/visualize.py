@@ -32,7 +32,8 @@ from typing import Any  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jmeta.errors import ConfigError, JMetaError  # noqa: E402
+from jmeta.errors import ConfigError  # noqa: E402
+from jmeta.plots import pyplot, save_axes  # noqa: E402
 
 INDEX_FILE = "index.json"
 #: Key of the viewer rollouts (fixed, so that the figures of two runs are comparable).
@@ -68,13 +69,9 @@ class Figure:
 
 def record(algo: Any, state: Any, tasks: Any, key: jax.Array | None = None):
     """The algorithm's :class:`~jmeta.algos.base.ViewerRollouts` on ``tasks`` (leading axis N), on
-    the host as numpy arrays. Raises :class:`JMetaError` when the algorithm cannot record them."""
+    the host as numpy arrays."""
     key = jax.random.key(VIEWER_SEED) if key is None else key
-    try:
-        rollouts = jax.jit(algo.viewer_rollouts)(state, tasks, key)
-    except NotImplementedError as exc:
-        raise JMetaError(f"visualize: {exc}") from None
-    return jax.device_get(rollouts)
+    return jax.device_get(jax.jit(algo.viewer_rollouts)(state, tasks, key))
 
 
 def write_viewers(algo: Any, state: Any, bank_tasks: Any, out_dir: str, num_tasks: int = 3,
@@ -127,17 +124,8 @@ def _is_mujoco(env: Any) -> bool:
     return hasattr(env, "physics") or type(env).__module__.startswith("jmeta.envs.mujoco")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _colors(n: int) -> list:
-    plt = _pyplot()
+    plt = pyplot()
     cmap = plt.get_cmap("viridis")
     return [cmap(0.85 * k / max(n - 1, 1)) for k in range(n)]
 
@@ -145,7 +133,7 @@ def _colors(n: int) -> list:
 def _paths_figure(env: Any, task: Any, position: np.ndarray, mask: np.ndarray, captions: list[str], index: int,
                   name: str, out_dir: str) -> Figure:
     """Paths [P, T, 2] over the env's layout."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 6.0))
     _draw_layout(ax, env, task)
     colors = _colors(len(captions))
@@ -158,11 +146,8 @@ def _paths_figure(env: Any, task: Any, position: np.ndarray, mask: np.ndarray, c
     ax.plot(position[0, 0, 0], position[0, 0, 1], "s", color="black", markersize=6, label="start", zorder=5)
     ax.set_aspect("equal")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2, frameon=False)
-    ax.set_title(f"{env.spec.name}: held-out task {index}", fontsize=10)
     file = f"{name}_paths.png"
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, file), dpi=100)
-    plt.close(fig)
+    save_axes(plt, fig, ax, "", "", f"{env.spec.name}: held-out task {index}", os.path.join(out_dir, file))
     return Figure(file, f"Task {index}: paths along the adaptation axis (" + "; ".join(captions) + ")", index, "paths")
 
 
@@ -200,21 +185,16 @@ def _draw_layout(ax: Any, env: Any, task: Any) -> None:
 
 def _rewards_figure(traj: Any, mask: np.ndarray, captions: list[str], index: int, name: str, out_dir: str,
                     env_name: str) -> Figure:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for k, (caption, color) in enumerate(zip(captions, _colors(len(captions)), strict=True)):
         valid = int(mask[k].sum())
         ax.plot(np.arange(valid), np.cumsum(np.asarray(traj.reward[k, :valid])), "-o", markersize=3, color=color,
                 label=caption)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cumulative reward")
-    ax.set_title(f"{env_name}: held-out task {index}", fontsize=10)
     ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
     file = f"{name}_rewards.png"
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, file), dpi=100)
-    plt.close(fig)
+    save_axes(plt, fig, ax, "step", "cumulative reward", f"{env_name}: held-out task {index}",
+              os.path.join(out_dir, file))
     return Figure(file, f"Task {index}: cumulative reward per step (" + "; ".join(captions) + ")", index, "rewards")
 
 
@@ -243,21 +223,13 @@ def _pixel_figures(env: Any, traj: Any, mask: np.ndarray, captions: list[str], i
     Image.fromarray(strip).resize((strip.shape[1] * 2, strip.shape[0] * 2), Image.NEAREST).save(
         os.path.join(out_dir, strip_file))
     gif_file = f"{name}.gif"
-    write_gif([f for frames in episodes for f in frames], os.path.join(out_dir, gif_file), fps=6, scale=3)
+    from jmeta.viewers.mujoco_render import write_gif
+
+    every = np.concatenate(episodes)
+    write_gif(every.repeat(3, axis=1).repeat(3, axis=2), os.path.join(out_dir, gif_file), fps=6)  # 3x, nearest
     rows = "; ".join(f"row {r + 1}: {c}" for r, c in enumerate(captions))
     return [Figure(strip_file, f"Task {index}: the agent's observations ({rows})", index, "frames"),
             Figure(gif_file, f"Task {index}: every observation, episode after episode", index, "animation")]
-
-
-def write_gif(frames: list[np.ndarray], path: str, fps: int = 10, scale: int = 1) -> str:
-    """An animated GIF of uint8 frames [H, W, 3] (upscaled ``scale``x, nearest)."""
-    from PIL import Image
-
-    images = [Image.fromarray(f) for f in frames]
-    if scale > 1:
-        images = [im.resize((im.width * scale, im.height * scale), Image.NEAREST) for im in images]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-    return path
 
 
 def _mujoco_figures(env: Any, task: Any, states: Any, mask: np.ndarray, captions: list[str], index: int,
@@ -282,7 +254,7 @@ def _mujoco_figures(env: Any, task: Any, states: Any, mask: np.ndarray, captions
         valid = max(int(mask[k].sum()), 1)
         rendered = mujoco_render.render_frames(env, qpos[k, :valid:2], markers=markers)
         file = f"{name}_point{k}.gif"
-        write_gif(list(rendered), os.path.join(out_dir, file), fps=15)
+        mujoco_render.write_gif(rendered, os.path.join(out_dir, file), fps=15)
         figures.append(Figure(file, f"Task {index}: {captions[k]}", index, "animation"))
         picks = np.unique(np.linspace(0, len(rendered) - 1, min(6, len(rendered))).round().astype(int))
         strip_rows.append(np.concatenate([rendered[t, ::2, ::2] for t in picks], axis=1))
@@ -298,7 +270,7 @@ def _mujoco_figures(env: Any, task: Any, states: Any, mask: np.ndarray, captions
 
 def _torso_figure(env: Any, task: Any, qpos: np.ndarray, mask: np.ndarray, captions: list[str], index: int,
                   name: str, out_dir: str) -> Figure:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     planar = env.spec.name.startswith("cheetah")  # the cheetah's root has x only (slide joint)
     for k, (caption, color) in enumerate(zip(captions, _colors(len(captions)), strict=True)):
@@ -313,15 +285,10 @@ def _torso_figure(env: Any, task: Any, qpos: np.ndarray, mask: np.ndarray, capti
     if markers is not None and not planar:
         ax.plot(markers[0][0], markers[0][1], "*", color="gold", markersize=16, markeredgecolor="black", label="goal")
         ax.set_aspect("equal")
-    ax.set_xlabel("time (s)" if planar else "x")
-    ax.set_ylabel("torso x" if planar else "y")
-    ax.set_title(f"{env.spec.name}: held-out task {index}", fontsize=10)
     ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
     file = f"{name}_torso.png"
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, file), dpi=100)
-    plt.close(fig)
+    save_axes(plt, fig, ax, "time (s)" if planar else "x", "torso x" if planar else "y",
+              f"{env.spec.name}: held-out task {index}", os.path.join(out_dir, file))
     return Figure(file, f"Task {index}: torso {'x over time' if planar else 'path'} (" + "; ".join(captions) + ")",
                   index, "paths")
 

@@ -147,9 +147,10 @@ class MetaLearner(abc.ABC, Generic[C, S]):
     def headline(self) -> dict[str, str]:
         """The training metrics to show in the progress bar and learning curve: name -> short label."""
 
+    @abc.abstractmethod
     def viewer_rollouts(self, state: S, tasks: Any, key: jax.Array) -> ViewerRollouts:
-        """Optional: the meta-test's episodes with their env states, for the rollout viewers."""
-        raise NotImplementedError(f"{self.name} does not record rollouts for the viewers yet")
+        """The meta-test's episodes with their env states, one per point of the adaptation axis
+        (leaves [N, P, T, ...]), for the rollout viewers (:mod:`jmeta.visualize`)."""
 
     # ------------------------------------------------------------------ shared
     def sample_tasks(self, key: jax.Array, num: int | None = None) -> Any:
