@@ -98,6 +98,19 @@ class UpdateLoopTest(chex.TestCase):
                                    jax.random.key(0), 1, 4)
 
 
+def test_minibatch_order_stays_within_each_shard():
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(ppo.minibatch_order(key, 12, 3).reshape(-1), jax.random.permutation(key, 12))
+    order = np.asarray(ppo.minibatch_order(key, 24, 3, groups=4))  # [minibatches, groups, rows]
+    assert order.shape == (3, 4, 2)
+    for g in range(4):  # each block's rows, 0..5 locally, are dealt out once each over the minibatches
+        assert sorted(order[:, g].reshape(-1)) == list(range(6))
+    assert ppo.shuffle_groups(24, 3) == 1  # no mesh being traced: one global shuffle
+    with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((4,), ("tasks",))):
+        assert ppo.shuffle_groups(24, 3) == 4
+        assert ppo.shuffle_groups(20, 3) == 1  # 4 shards of 5 rows cannot make 3 equal minibatches
+
+
 def _episodes(rewards, mask):
     rewards = jnp.asarray(rewards, jnp.float32)
     mask = jnp.asarray(mask, jnp.float32)

@@ -24,10 +24,10 @@ from jmeta import sharding
 from jmeta.config import TrainConfig
 from jmeta.errors import ConfigError
 
-_SCRIPT = textwrap.dedent('''
+_SCRIPT = textwrap.dedent(r'''
     import os, sys, json
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-    import dataclasses, jax
+    import contextlib, dataclasses, re, jax
     from jmeta import sharding
     from jmeta.algos import algorithm_class
     from jmeta.config import TrainConfig
@@ -45,10 +45,16 @@ _SCRIPT = textwrap.dedent('''
                            algo_config=algorithm_class(algo).TINY)
         return dataclasses.replace(base, **kw)
 
+    # PPO's minibatch shuffle permutes within each device's shard, so the shuffle depends on the
+    # shard count: the one-device reference of the PPO learners is traced with the same 4 groups.
+    four_groups = jax.sharding.AbstractMesh((4,), (sharding.TASK_AXIS,))
     for algo, env in [("maml", "point_nav"), ("rl2", "grid_nav"), ("pearl", "point_nav"), ("dream", "grid_nav")]:
         runs = {}
         for devices in (1, 4):
-            result = train(config(algo, env, devices))
+            same_shuffle = jax.sharding.use_abstract_mesh(four_groups) if devices == 1 and algo in ("rl2", "dream") \
+                else contextlib.nullcontext()
+            with same_shuffle:
+                result = train(config(algo, env, devices))
             runs[devices] = [{k: v for k, v in r.items() if k.startswith(("train/", "eval/"))}
                              for r in read_metrics(os.path.join(result.run_dir, "metrics.jsonl"))
                              if r["kind"] in ("train", "eval")]
@@ -63,6 +69,30 @@ _SCRIPT = textwrap.dedent('''
     leaf = jax.tree_util.tree_leaves(tasks)[0]
     report["task_batch_devices"] = len(leaf.sharding.device_set)
     report["task_batch_replicated"] = bool(leaf.sharding.is_fully_replicated)
+    # What crosses devices in RL²'s meta-iteration: the within-shard shuffle (the trainer's mesh
+    # context) against a global one (no context): elements moved by collectives, and the parameters'.
+    rl2_config = dataclasses.replace(config("rl2", "grid_nav", 4, meta_batch_size=16, env_horizon=20),
+                                     algo_config=dataclasses.replace(algorithm_class("rl2").TINY, num_minibatches=2))
+    _, _, rl2 = build(rl2_config, task_sharding=sharding.task_sharding(mesh))
+    rl2_state = sharding.replicate(rl2.init(jax.random.key(0)), mesh)
+
+    def collective_elements(context):
+        with context:
+            text = jax.jit(rl2.meta_step).lower(rl2_state, jax.random.key(1)).compile().as_text()
+        total = 0
+        for line in text.splitlines():
+            match = re.search(r"= (.*?) (all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter)(-start)?\(", line)
+            if match:
+                for dims in re.findall(r"[a-z]+[0-9]*\[([0-9,]*)\]", match.group(1)):
+                    size = 1
+                    for d in filter(None, dims.split(",")):
+                        size *= int(d)
+                    total += size
+        return total
+
+    report["rl2_collective_elements"] = {"within_shard": collective_elements(sharding.use_mesh(mesh)),
+                                         "global": collective_elements(contextlib.nullcontext())}
+    report["rl2_param_elements"] = sum(x.size for x in jax.tree_util.tree_leaves(rl2_state.params))
     errors = []
     for bad in (config("maml", "point_nav", 4, meta_batch_size=6), config("maml", "cheetah_vel", 4, run_name="c")):
         try:
@@ -94,6 +124,15 @@ def test_four_devices_give_the_single_device_metrics(four_devices, algo):
         for name in a:
             assert b[name] == pytest.approx(a[name], rel=1e-4, abs=1e-6), name
     assert four_devices[f"{algo}_params_devices"] == 4 and four_devices[f"{algo}_params_replicated"]
+
+
+@pytest.mark.extended
+def test_ppo_minibatches_are_gathered_within_each_shard(four_devices):
+    """With the global shuffle, RL²'s whole trial batch crosses devices (and every device then runs
+    the whole PPO update); within shards, only gradients and scalar means do."""
+    moved, params = four_devices["rl2_collective_elements"], four_devices["rl2_param_elements"]
+    assert moved["within_shard"] <= params + 64, moved
+    assert moved["global"] > 2 * moved["within_shard"], moved
 
 
 @pytest.mark.extended

@@ -18,6 +18,7 @@ device (the default on a CPU) no mesh is built and the program is the unsharded 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import jax
@@ -48,6 +49,13 @@ def task_mesh(num_devices: int | None = None) -> Mesh | None:
     if count == 1:
         return None
     return Mesh(np.array(jax.devices()[:count]), (TASK_AXIS,))
+
+
+def use_mesh(mesh: Mesh | None):
+    """A context in which programs are traced under ``mesh`` (``jax.set_mesh``; nothing without a
+    mesh). Shared parts that must know the task shards read it at trace time, e.g. PPO's minibatch
+    shuffle permutes within each device's shard (:func:`jmeta.rl.ppo.shuffle_groups`)."""
+    return contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh)
 
 
 def task_sharding(mesh: Mesh | None) -> NamedSharding | None:

@@ -310,7 +310,7 @@ def train(config: TrainConfig, stop_after: int | None = None, on_records: Record
         run_dir = _new_run_dir(config)
     debug = debug_nonfinite() if config.debug_nonfinite else contextlib.nullcontext()
     with _RunLock(run_dir), ConsoleLog(os.path.join(run_dir, CONSOLE_LOG_FILE)) as console, \
-            LibraryLogFile(os.path.join(run_dir, "errors.log")), debug:
+            LibraryLogFile(os.path.join(run_dir, "errors.log")), debug, sharding.use_mesh(mesh):
         progress = ProgressBar(config.meta_iters, 0, config.progress, f"{config.algo} on {config.env}", console)
         try:
             return _train_locked(config, algo, dist, run_dir, stop_after, progress,

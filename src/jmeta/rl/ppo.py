@@ -87,24 +87,59 @@ def update_epochs(loss_fn: LossFn, optimizer: optax.GradientTransformation, para
     return params, opt_state, infos
 
 
+def shuffle_groups(size: int, num_minibatches: int) -> int:
+    """How many contiguous blocks of a batch's leading axis (``size``) a minibatch shuffle keeps apart:
+    the size of the ``"tasks"`` axis of the mesh being traced under (``jax.set_mesh``; the trainer
+    sets the run's mesh), so that every minibatch takes the same number of rows from every device's
+    shard and no row crosses devices. 1 without a mesh, and when the shards cannot be split evenly
+    into ``num_minibatches`` (the shuffle is then global: correct, with a cross-device gather)."""
+    from jmeta.sharding import TASK_AXIS
+
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or TASK_AXIS not in mesh.axis_names:
+        return 1
+    groups = dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))[TASK_AXIS]
+    return groups if size % (groups * num_minibatches) == 0 else 1
+
+
+def minibatch_order(key: jax.Array, size: int, num_minibatches: int, groups: int = 1) -> jax.Array:
+    """Row indices of one epoch's minibatches, [num_minibatches, groups, size // (groups * num_minibatches)],
+    local to each of ``groups`` contiguous blocks of ``size // groups`` rows: minibatch ``m`` takes rows
+    ``g * size // groups + order[m, g]`` of every block ``g``. Each block is a fresh permutation; with
+    ``groups=1`` this is ``jax.random.permutation(key, size)`` cut into minibatches."""
+    per_group = size // groups
+    if groups == 1:
+        perms = jax.random.permutation(key, size)[None]
+    else:
+        perms = jax.vmap(lambda k: jax.random.permutation(k, per_group))(jax.random.split(key, groups))
+    return perms.reshape(groups, num_minibatches, per_group // num_minibatches).transpose(1, 0, 2)
+
+
 def update_minibatches(loss_fn: LossFn, optimizer: optax.GradientTransformation, params: Params, opt_state: Any,
                        batch: Any, key: jax.Array, num_epochs: int, num_minibatches: int
                        ) -> tuple[Params, Any, Metrics]:
     """``num_epochs`` passes, each over ``num_minibatches`` minibatches of a fresh permutation of the
     batch's leading axis (whose size ``num_minibatches`` must divide). Infos stacked
-    [num_epochs, num_minibatches]; ``infos[0, 0]`` is measured before any update."""
+    [num_epochs, num_minibatches]; ``infos[0, 0]`` is measured before any update.
+
+    Under a task mesh the permutation stays within each device's shard of the leading axis
+    (:func:`shuffle_groups`, :func:`minibatch_order`): the minibatches are gathered where the rows
+    are, and only the gradient means cross devices.
+    """
     size = jax.tree_util.tree_leaves(batch)[0].shape[0]
     if size % num_minibatches:
         raise ValueError(f"num_minibatches={num_minibatches} must divide the batch size {size}")
+    groups = shuffle_groups(size, num_minibatches)
+    blocks = jax.tree_util.tree_map(lambda x: x.reshape(groups, size // groups, *x.shape[1:]), batch)
 
-    def minibatch_step(carry, indices):
-        minibatch = jax.tree_util.tree_map(lambda x: x[indices], batch)
+    def minibatch_step(carry, local_rows):  # local_rows [groups, rows per group]
+        minibatch = jax.tree_util.tree_map(
+            lambda x: jax.vmap(lambda block, rows: block[rows])(x, local_rows).reshape(-1, *x.shape[2:]), blocks)
         params, opt_state, info = gradient_step(loss_fn, optimizer, *carry, minibatch)
         return (params, opt_state), info
 
     def epoch(carry, epoch_key):
-        order = jax.random.permutation(epoch_key, size).reshape(num_minibatches, size // num_minibatches)
-        return jax.lax.scan(minibatch_step, carry, order)
+        return jax.lax.scan(minibatch_step, carry, minibatch_order(epoch_key, size, num_minibatches, groups))
 
     (params, opt_state), infos = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, num_epochs))
     return params, opt_state, infos
