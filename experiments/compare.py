@@ -16,7 +16,8 @@ non-zero naming it. The summary, ``experiments/results/compare_{stem}.{json,md}`
 ``compare_{stem}_adaptation.png`` (plus ``_success.png`` when the env reports success), gives per
 algorithm the mean over seeds and the 95% confidence interval over seeds (Student t,
 ``t_{0.975, n-1} * sd / sqrt(n)``) of the held-out return after each adaptation step. ``stem`` is
-the env name plus ``_{tag}``.
+the env name plus ``_{tag}``. ``experiments/grid.py`` declares every comparison of the README and runs
+them through :func:`run_and_store`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,30 @@ def run_one(algo: str, env: str, seed: int, stem: str, logdir: str, extra: list[
         return {**record, "failed": f"exit code {run['returncode']}"}
     return {**record, "config": _runs.read_json(run["run_dir"], "config.json"),
             "eval": _runs.read_json(run["run_dir"], "eval.json")}
+
+
+def record_path(stem: str, label: str, seed: int) -> str:
+    """Where the finished run of ``label`` (an algorithm or a labelled entry) for ``seed`` is kept."""
+    return os.path.join(RESULTS, "compare", stem, f"{label}_seed{seed}.json")
+
+
+def run_and_store(label: str, algo: str, env: str, seed: int, stem: str, logdir: str, extra: list[str]) -> dict:
+    """Runs one seed of ``label`` (algorithm ``algo`` with the flags ``extra``) and stores its record at
+    :func:`record_path`, or as ``.failed.json`` beside it (never reused) when the run did not finish;
+    returns the record (``failed`` set in the second case)."""
+    path = record_path(stem, label, seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    record = run_one(algo, env, seed, stem, logdir, extra)
+    record["label"] = label
+    if "failed" in record:  # kept apart, so the next invocation runs it again; the others go on
+        with open(path.replace(".json", ".failed.json"), "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2)
+        print(f"{label} seed {seed}: FAILED ({record['failed']}); see {record['run_dir']}", flush=True)
+        return record
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+    print(f"{label} seed {seed}: {np.round(record['eval']['mean'], 2)} ({record['wall_s']:.0f} s)", flush=True)
+    return record
 
 
 def summarize(records: dict[str, list[dict]], env: str, stem: str) -> list[str]:
@@ -146,32 +171,21 @@ def main() -> None:
     args = parser.parse_args()
 
     stem = args.env + (f"_{args.tag}" if args.tag else "")
-    store = os.path.join(RESULTS, "compare", stem)
-    os.makedirs(store, exist_ok=True)
+    os.makedirs(os.path.join(RESULTS, "compare", stem), exist_ok=True)
     entries = dict(parse_entry(entry) for entry in args.algos)
     records: dict[str, list[dict]] = {label: [] for label in entries}
     failures: list[dict] = []
     for seed in args.seeds:  # seed-major: every algorithm gets seed 0 before any gets seed 1
         for algo, (algo_name, own_flags) in entries.items():
-            path = os.path.join(store, f"{algo}_seed{seed}.json")
+            path = record_path(stem, algo, seed)
             if os.path.exists(path) and not args.rerun:
                 with open(path, encoding="utf-8") as f:
                     records[algo].append(json.load(f))
                 continue
             if args.summarize_only:
                 continue
-            record = run_one(algo_name, args.env, seed, stem, args.logdir, args.extra + own_flags)
-            record["label"] = algo
-            if "failed" in record:  # kept apart, so the next invocation runs it again; the others go on
-                failures.append(record)
-                with open(path.replace(".json", ".failed.json"), "w", encoding="utf-8") as f:
-                    json.dump(record, f, indent=2)
-                print(f"{algo} seed {seed}: FAILED ({record['failed']}); see {record['run_dir']}", flush=True)
-                continue
-            with open(path, "w", encoding="utf-8") as f:
-                json.dump(record, f, indent=2)
-            records[algo].append(record)
-            print(f"{algo} seed {seed}: {np.round(record['eval']['mean'], 2)} ({record['wall_s']:.0f} s)", flush=True)
+            record = run_and_store(algo, algo_name, args.env, seed, stem, args.logdir, args.extra + own_flags)
+            (failures if "failed" in record else records[algo]).append(record)
     records = {a: r for a, r in records.items() if r}
     if records:
         print("\n".join(summarize(records, args.env, stem)))

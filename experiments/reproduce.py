@@ -5,7 +5,8 @@
 Each seed is a normal ``python -m jmeta.train`` run (same code path as the CLI). The final
 meta-test evaluation of every run (``eval.json``: 40 held-out tasks) is aggregated into
 ``experiments/results/{algo}_{env}.json`` and ``.md`` together with the exact commands, and the
-first seed's plots are copied next to them.
+first seed's plots are copied next to them. ``experiments/grid.py`` reads the summaries this script wrote
+for the README's rows (``record_files`` of its grid) and runs new comparisons through ``compare.py``.
 """
 
 from __future__ import annotations

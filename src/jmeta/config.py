@@ -57,6 +57,15 @@ class RunConfig:
     """Devices the task axis is split over (a mesh with one axis, "tasks"; parameters replicated):
     None uses every device of the default backend, 1 no mesh. meta_batch_size must be a multiple
     of it (docs/scaling.md)."""
+    num_seeds: int = 1
+    """Train this many independently seeded runs at once (seeds seed, seed + 1, ...): the whole
+    meta-iteration is vmapped over their train states, in one compiled program. Each seed's metrics
+    and evaluation are kept in seeds/seed_{s}/; the run's own logs and plots are the means over
+    seeds with 95% confidence intervals (docs/scaling.md)."""
+    distributed: bool = False
+    """Join a multi-process run with jax.distributed (also on when JAX_COORDINATOR_ADDRESS is set):
+    the task axis spans every process' devices and process 0 alone writes the run directory
+    (docs/scaling.md)."""
     chunk_size: int = 10
     """Meta-iterations per compiled call between host-side logging."""
     eval_every: int = 50
@@ -156,6 +165,8 @@ class TrainConfig(RunConfig):
             has_physics = any(f.name == "physics" for f in dataclasses.fields(variant_params(self.env, self.env_variant)))
             check(has_physics, "env_physics", f"{self.env} is a pure-JAX env; only MuJoCo envs take it", self.env_physics)
         check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32 - 1] (JAX keys hold 32 bits)", self.seed)
+        check(self.num_seeds >= 1, "num_seeds", "must be >= 1", self.num_seeds)
+        check(self.seed + self.num_seeds <= 2**32, "num_seeds", "seed + num_seeds - 1 must be < 2**32", self.num_seeds)
         check(self.resume is None or bool(self.resume.strip()), "resume", "must be a run directory", self.resume)
         check(bool(self.logdir.strip()), "logdir", "must be a directory path", self.logdir)
         check(bool(self.wandb_project.strip()), "wandb_project", "must be a project name", self.wandb_project)

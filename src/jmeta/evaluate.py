@@ -36,6 +36,8 @@ class EvaluateArgs:
     """Checkpoint iteration to evaluate (default: the latest)."""
     num_tasks: int | None = None
     """Held-out tasks (default: the run's eval_tasks)."""
+    seed: int | None = None
+    """For a --num-seeds run: which of its seeds to evaluate (default: the first)."""
     plot: bool = True
     """Write plots/adaptation_curve_<step>.png."""
 
@@ -99,15 +101,17 @@ def main(argv: list[str] | None = None) -> int:
         from jmeta.evaluation import evaluate
         from jmeta.trainer import build_meta_test, restore_run
 
-        config, dist, algo, state = restore_run(args.run, args.step)
+        config, dist, algo, state = restore_run(args.run, args.step, args.seed)
         if overrides:
             algo = algo.with_eval_settings(**overrides)
         algo, bank = build_meta_test(config, algo, dist, args.num_tasks)
         result = evaluate(algo, state, bank)
         step = int(state.iteration)
-        print(f"{config.algo} on {config.env} ({config.env_variant}), iteration {step}, {result.num_tasks} held-out tasks")
+        seed = config.seed if args.seed is None else args.seed
+        print(f"{config.algo} on {config.env} ({config.env_variant}), seed {seed}, iteration {step}, "
+              f"{result.num_tasks} held-out tasks")
         print(result.table())
-        out = os.path.join(args.run, f"eval_{step}.json")
+        out = os.path.join(args.run, f"eval_{step}.json" if config.num_seeds == 1 else f"eval_{step}_seed{seed}.json")
         with open(out, "w", encoding="utf-8") as f:
             json.dump({"iteration": step, **result.to_dict()}, f, indent=2)
         if args.plot:

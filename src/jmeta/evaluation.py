@@ -18,6 +18,7 @@ import numpy as np
 
 from jmeta._xla_flags import hot_path_compiler_options
 from jmeta.algos.base import AXIS_LABELS, EvalOut, MetaLearner
+from jmeta.distributed import to_host
 from jmeta.tasks import TaskBank
 
 #: Seed of the key used for the evaluation rollouts (fixed, so evaluations are comparable).
@@ -91,14 +92,80 @@ def summarize(out: EvalOut) -> EvalResult:
     return EvalResult(axis=out.axis, mean=per_task.mean(axis=0), stderr=stderr, per_task=per_task, extras=extras)
 
 
+def ci95_half_width(per_seed: np.ndarray) -> np.ndarray:
+    """Half-width of the 95% confidence interval of the mean over seeds (Student t), ``per_seed``
+    [S, ...] -> [...]; zeros for one seed."""
+    from scipy import stats
+
+    n = per_seed.shape[0]
+    if n < 2:
+        return np.zeros(per_seed.shape[1:])
+    return stats.t.ppf(0.975, n - 1) * per_seed.std(axis=0, ddof=1) / np.sqrt(n)
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedsEvalResult:
+    """The meta-test of several independently seeded train states (``--num-seeds``): one
+    :class:`EvalResult` per seed, and their mean and 95% confidence interval over seeds.
+
+    mean/ci95: [K + 1], over the seeds' task means; per_seed_mean: [S, K + 1]."""
+
+    seeds: tuple[int, ...]
+    per_seed: tuple[EvalResult, ...]
+
+    @property
+    def axis(self) -> str:
+        return self.per_seed[0].axis
+
+    @property
+    def axis_label(self) -> str:
+        return self.per_seed[0].axis_label
+
+    @property
+    def num_tasks(self) -> int:
+        return self.per_seed[0].num_tasks
+
+    @property
+    def per_seed_mean(self) -> np.ndarray:
+        return np.stack([r.mean for r in self.per_seed])
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.per_seed_mean.mean(axis=0)
+
+    @property
+    def ci95(self) -> np.ndarray:
+        return ci95_half_width(self.per_seed_mean)
+
+    def metrics(self) -> dict[str, float]:
+        """Every per-seed ``eval/...`` metric averaged over seeds (the task-s.e. entries dropped), and
+        ``eval/return_{axis}{k}_ci95``: the 95% interval's half-width over seeds."""
+        per_seed = [r.metrics() for r in self.per_seed]
+        out = {name: float(np.mean([m[name] for m in per_seed])) for name in per_seed[0] if not name.endswith("_se")}
+        for k, half in enumerate(self.ci95):
+            out[f"eval/return_{self.axis}{k}_ci95"] = float(half)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        extras = {}
+        for name, values in self.per_seed[0].extras.items():
+            if values.shape == self.per_seed[0].per_task.shape:  # e.g. success [tasks, K + 1]
+                extras[name] = np.stack([r.extras[name].mean(axis=0) for r in self.per_seed]).mean(axis=0).tolist()
+        return {"axis": self.axis, "num_tasks": self.num_tasks, "num_seeds": len(self.seeds), "seeds": list(self.seeds),
+                "mean": self.mean.tolist(), "ci95": self.ci95.tolist(), "per_seed_mean": self.per_seed_mean.tolist(),
+                **({"extras_mean": extras} if extras else {})}
+
+
 class Evaluator:
     """``state -> EvalResult`` on a fixed bank with the fixed evaluation rollout key (jitted).
 
     ``compile(state)`` compiles ahead of the first call (so a caller can time and announce it);
     calling without it compiles on first use."""
 
-    def __init__(self, algo: MetaLearner, bank: TaskBank):
-        self._jitted = jax.jit(algo.evaluate, compiler_options=hot_path_compiler_options())
+    def __init__(self, algo: MetaLearner, bank: TaskBank, seeds: tuple[int, ...] | None = None):
+        evaluate = algo.evaluate if seeds is None else jax.vmap(algo.evaluate, in_axes=(0, None, None))
+        self._jitted = jax.jit(evaluate, compiler_options=hot_path_compiler_options())
+        self._seeds = seeds
         self._bank = bank
         self._key = jax.random.key(EVAL_ROLLOUT_SEED)
         self._compiled = None
@@ -110,15 +177,21 @@ class Evaluator:
     def compile(self, state: Any) -> None:
         self._compiled = self._jitted.lower(state, self._bank.tasks, self._key).compile()
 
-    def __call__(self, state: Any) -> EvalResult:
+    def __call__(self, state: Any) -> EvalResult | SeedsEvalResult:
         if self._compiled is None:
             self.compile(state)
-        return summarize(jax.device_get(self._compiled(state, self._bank.tasks, self._key)))
+        out = to_host(self._compiled(state, self._bank.tasks, self._key))  # gathered from every process
+        if self._seeds is None:
+            return summarize(out)
+        per_seed = [summarize(jax.tree_util.tree_map(lambda x, i=i: x[i], out)) for i in range(len(self._seeds))]
+        return SeedsEvalResult(seeds=tuple(self._seeds), per_seed=tuple(per_seed))
 
 
-def make_evaluator(algo: MetaLearner, bank: TaskBank) -> Evaluator:
-    """A jitted ``state -> EvalResult`` on ``bank`` with the fixed evaluation rollout key."""
-    return Evaluator(algo, bank)
+def make_evaluator(algo: MetaLearner, bank: TaskBank, seeds: tuple[int, ...] | None = None) -> Evaluator:
+    """A jitted ``state -> EvalResult`` on ``bank`` with the fixed evaluation rollout key. With
+    ``seeds``, ``state`` is a stack of one train state per seed (leading axis) and the result a
+    :class:`SeedsEvalResult`; every seed is evaluated on the same bank with the same key."""
+    return Evaluator(algo, bank, seeds)
 
 
 def evaluate(algo: MetaLearner, state: Any, bank: TaskBank) -> EvalResult:

@@ -26,7 +26,7 @@ def eval_series_keys(record: dict[str, Any]) -> list[str]:
     """The ``eval/return_{axis}{k}`` keys of an eval record to draw: all of them when there are at
     most :data:`MAX_EVAL_SERIES`, else the first two, the middle one and the last (a 10-episode RL²
     trial gives 4 series, not 10)."""
-    keys = [k for k in record if k.startswith("eval/return_") and not k.endswith("_se")]
+    keys = [k for k in record if k.startswith("eval/return_") and not k.endswith(("_se", "_ci95"))]
     keys.sort(key=_point_index)
     if len(keys) <= MAX_EVAL_SERIES:
         return keys
@@ -67,7 +67,8 @@ def _segments(xs: list[int], gap: float) -> list[tuple[int, int]]:
 def learning_curve(train: list[dict[str, Any]], evals: list[dict[str, Any]], headline: dict[str, str], path: str,
                    title: str, eval_every: int | None = None) -> str:
     """The algorithm's headline training metrics per iteration (``headline``: name -> label) and the
-    held-out evaluations (at most :data:`MAX_EVAL_SERIES` series, mean +- s.e.). Evaluation points
+    held-out evaluations (at most :data:`MAX_EVAL_SERIES` series, mean +- s.e. over tasks, or +- the
+    95% interval over seeds where the records have ``_ci95`` entries: a ``--num-seeds`` run). Evaluation points
     are joined only when they are at most ``eval_every`` (default: their median spacing) apart, so
     an evaluation at the start and one at the end are two points, not a line across the run."""
     from matplotlib.ticker import MaxNLocator
@@ -86,7 +87,7 @@ def learning_curve(train: list[dict[str, Any]], evals: list[dict[str, Any]], hea
             points = [r for r in evals if key in r]
             xs = [int(r["iteration"]) for r in points]
             ys = np.array([r[key] for r in points], float)
-            se = np.array([r.get(key + "_se", 0.0) for r in points], float)
+            se = np.array([r.get(key + "_ci95", r.get(key + "_se", 0.0)) for r in points], float)
             bar = ax.errorbar(xs, ys, yerr=se, marker="o", markersize=4, capsize=3, linestyle="none",
                               label=eval_label(key))
             for lo, hi in _segments(xs, spacing * 1.01):

@@ -70,18 +70,24 @@ def _eval_table(evaluation: dict[str, Any]) -> str:
     from jmeta.algos.base import AXIS_LABELS
 
     axis = evaluation.get("axis", "step")
-    mean, stderr = evaluation.get("mean", []), evaluation.get("stderr", [])
-    extras = {name: values for name, values in (evaluation.get("extras") or {}).items()
-              if values and isinstance(values[0], list) and len(values[0]) == len(mean)}
+    mean = evaluation.get("mean", [])
+    seeds = evaluation.get("num_seeds")  # a --num-seeds run: means over seeds, 95% CI over seeds
+    spread = evaluation.get("ci95" if seeds else "stderr", [])
+    if seeds:
+        extras = {name: [values] for name, values in (evaluation.get("extras_mean") or {}).items()}
+    else:
+        extras = {name: values for name, values in (evaluation.get("extras") or {}).items()
+                  if values and isinstance(values[0], list) and len(values[0]) == len(mean)}
     rows = []
-    for k, (m, s) in enumerate(zip(mean, stderr, strict=True)):
+    for k, (m, s) in enumerate(zip(mean, spread, strict=True)):
         row = [k, f"{m:.3f}", f"{s:.3f}"]
         for values in extras.values():
             row.append(f"{sum(v[k] for v in values) / len(values):.3f}")
         rows.append(row)
+    over = f" (mean over {seeds} seeds, each the mean over the tasks)" if seeds else ""
     caption = (f"<p>Meta-test at iteration {evaluation.get('iteration', '?')} on {evaluation.get('num_tasks', '?')} "
-               f"held-out tasks; return along the axis: {html.escape(AXIS_LABELS.get(axis, axis))}.</p>")
-    return caption + _table([axis, "mean return", "s.e.", *extras], rows)
+               f"held-out tasks{over}; return along the axis: {html.escape(AXIS_LABELS.get(axis, axis))}.</p>")
+    return caption + _table([axis, "mean return", "95% CI (±)" if seeds else "s.e.", *extras], rows)
 
 
 def _perf_rows(metrics: list[dict[str, Any]]) -> list[list[Any]]:
@@ -161,7 +167,9 @@ def build_report(run_dir: str) -> str:
     evaluation = _read_json(os.path.join(run_dir, "eval.json"))
     info = _read_json(os.path.join(run_dir, "run_info.json"))
     algo, env, variant = config.get("algo", "?"), config.get("env", "?"), config.get("env_variant", "default")
-    title = f"{algo} on {env} ({variant}), seed {config.get('seed', '?')}"
+    seed, num_seeds = config.get("seed", "?"), int(config.get("num_seeds", 1))
+    title = f"{algo} on {env} ({variant}), " + (f"seed {seed}" if num_seeds == 1 else
+                                                 f"seeds {seed}-{int(seed) + num_seeds - 1}")
     trained = max((int(r["iteration"]) for r in metrics if r.get("kind") == "train"), default=0)
     total = int(config.get("meta_iters", 0))
     finished = evaluation is not None and trained >= total

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jmeta
-from jmeta import plots, sharding
+from jmeta import distributed, plots, sharding
 from jmeta._xla_flags import enable_compilation_cache, hot_path_compiler_options
 from jmeta.algos import make_algorithm
 from jmeta.algos.base import MetaLearner
@@ -42,7 +42,7 @@ from jmeta.config import TrainConfig
 from jmeta.envs import RescaleActions, make
 from jmeta.envs.base import MetaEnv
 from jmeta.errors import CheckpointError, ConfigError, NonFiniteError
-from jmeta.evaluation import EvalResult, make_evaluator
+from jmeta.evaluation import EvalResult, SeedsEvalResult, make_evaluator
 from jmeta.logging import (
     ConsoleLog,
     LibraryLogFile,
@@ -62,7 +62,11 @@ RUN_INFO_FILE = "run_info.json"
 CONSOLE_LOG_FILE = "console.log"
 
 #: Config fields that define the compiled program and the state; they cannot change on resume.
-_FROZEN_ON_RESUME = ("algo", "env", "env_variant", "env_set", "env_horizon", "rescale_actions", "action_scale", "seed", "meta_batch_size")
+_FROZEN_ON_RESUME = ("algo", "env", "env_variant", "env_set", "env_horizon", "rescale_actions", "action_scale", "seed",
+                     "meta_batch_size", "num_seeds")
+
+#: Where a ``--num-seeds`` run keeps each seed's own metrics.jsonl and eval.json: seeds/seed_{seed}/.
+SEEDS_DIR = "seeds"
 
 
 @dataclasses.dataclass
@@ -146,10 +150,12 @@ def check_resume_compatible(saved: TrainConfig, requested: TrainConfig) -> None:
 
 
 def _new_run_dir(config: TrainConfig) -> str:
-    name = config.run_name or "{}__{}__{}__{}".format(
-        config.env, config.algo, config.seed, datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    )
+    """Creates the run directory (process 0; the others get the same path: process 0's clock names it)."""
+    stamp = datetime.datetime.fromtimestamp(distributed.broadcast_int(int(time.time())))
+    name = config.run_name or "{}__{}__{}__{}".format(config.env, config.algo, config.seed, stamp.strftime("%Y%m%d-%H%M%S"))
     path = os.path.abspath(os.path.join(config.logdir, name))
+    if not distributed.is_main():
+        return path
     if os.path.exists(os.path.join(path, CONFIG_FILE)):
         raise ConfigError(f"run_name: {path} already holds a run; use --resume {path} or another name")
     try:
@@ -224,18 +230,54 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
-def _make_chunk_fn(algo: MetaLearner):
+def run_seeds(config: TrainConfig) -> tuple[int, ...]:
+    """The seeds a run trains: ``(seed,)``, or ``seed, seed + 1, ..., seed + num_seeds - 1``."""
+    return tuple(range(config.seed, config.seed + config.num_seeds))
+
+
+def run_keys(config: TrainConfig) -> tuple[jax.Array, jax.Array]:
+    """``(init_key, train_key)`` of a run. With ``num_seeds`` > 1 both are stacks [num_seeds], entry
+    ``k`` being exactly the keys of a one-seed run with ``seed + k`` (so each seed of a many-seed
+    run trains what that one-seed run trains)."""
+    pairs = [jax.random.split(jax.random.key(seed)) for seed in run_seeds(config)]
+    if config.num_seeds == 1:
+        return pairs[0][0], pairs[0][1]
+    return jnp.stack([p[0] for p in pairs]), jnp.stack([p[1] for p in pairs])
+
+
+def init_fn(algo: MetaLearner, num_seeds: int) -> Callable[[jax.Array], Any]:
+    """``algo.init``, vmapped over a stack of keys for ``num_seeds`` > 1 (one train state per seed,
+    stacked along a leading axis)."""
+    return algo.init if num_seeds == 1 else jax.vmap(algo.init)
+
+
+def _iteration(state: Any) -> int:
+    """The iteration counter of a train state (of the first seed of a stacked one: all are equal)."""
+    return int(np.asarray(jax.device_get(state.iteration)).reshape(-1)[0])
+
+
+def select_seed(state: Any, index: int) -> Any:
+    """Seed ``index``'s train state out of a stacked many-seed state."""
+    return jax.tree_util.tree_map(lambda x: x[index], state)
+
+
+def _make_chunk_fn(algo: MetaLearner, num_seeds: int = 1):
     """``(state, train_key, length) -> (state, metrics [length], finite [length])``, compiled per static length.
 
     Once an iteration produces a non-finite metric or parameter, the state stops advancing: the
     chunk returns the last good state and ``finite`` marks the iterations that were good. The
     input state is donated, so no second copy of a large state (e.g. replay buffers) is kept.
+    With ``num_seeds`` > 1 the state and ``train_key`` are stacks over seeds, each iteration is the
+    meta-iteration vmapped over them (metrics [length, num_seeds]), and a non-finite value in any
+    seed stops every seed at the same iteration.
     """
+    meta_step = algo.meta_step if num_seeds == 1 else jax.vmap(algo.meta_step)
+    fold_in = jax.random.fold_in if num_seeds == 1 else jax.vmap(jax.random.fold_in)
 
     def run_chunk(state, train_key, length):
         def body(carry, _):
             s, ok = carry
-            new, metrics = algo.meta_step(s, jax.random.fold_in(train_key, s.iteration))
+            new, metrics = meta_step(s, fold_in(train_key, s.iteration))
             ok = ok & _all_finite((new.params, metrics))
             s = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, s)
             return (s, ok), (metrics, ok)
@@ -297,6 +339,7 @@ def train(config: TrainConfig, stop_after: int | None = None, on_records: Record
     each evaluation with the records just logged (a live plot in a notebook). The config's
     ``compilation_cache`` turns on JAX's persistent compilation cache first.
     """
+    distributed.initialize(config.distributed)  # before anything runs on a device
     config.validate()
     if config.compilation_cache:
         enable_compilation_cache()
@@ -308,10 +351,14 @@ def train(config: TrainConfig, stop_after: int | None = None, on_records: Record
         check_resume_compatible(load_run_config(run_dir), config)
     else:
         run_dir = _new_run_dir(config)
+    distributed.barrier("jmeta: run directory")
+    main = distributed.is_main()  # process 0 alone writes the run directory
     debug = debug_nonfinite() if config.debug_nonfinite else contextlib.nullcontext()
-    with _RunLock(run_dir), ConsoleLog(os.path.join(run_dir, CONSOLE_LOG_FILE)) as console, \
-            LibraryLogFile(os.path.join(run_dir, "errors.log")), debug, sharding.use_mesh(mesh):
-        progress = ProgressBar(config.meta_iters, 0, config.progress, f"{config.algo} on {config.env}", console)
+    with (_RunLock(run_dir) if main else contextlib.nullcontext()), \
+            (ConsoleLog(os.path.join(run_dir, CONSOLE_LOG_FILE)) if main else contextlib.nullcontext()) as console, \
+            (LibraryLogFile(os.path.join(run_dir, "errors.log")) if main else contextlib.nullcontext()), \
+            debug, sharding.use_mesh(mesh):
+        progress = ProgressBar(config.meta_iters, 0, config.progress and main, f"{config.algo} on {config.env}", console)
         try:
             return _train_locked(config, algo, dist, run_dir, stop_after, progress,
                                  on_records or (lambda records: None), mesh)
@@ -355,13 +402,17 @@ def _next_length(config: TrainConfig, iteration: int) -> int:
     return length
 
 
-def _eval_line(iteration: int, result: EvalResult) -> str:
-    points = [f"{k}: {m:.3g} ± {s:.2g}" for k, (m, s) in enumerate(zip(result.mean, result.stderr, strict=True))]
+def _eval_line(iteration: int, result: EvalResult | SeedsEvalResult) -> str:
+    many = isinstance(result, SeedsEvalResult)
+    spread = result.ci95 if many else result.stderr
+    points = [f"{k}: {m:.3g} ± {s:.2g}" for k, (m, s) in enumerate(zip(result.mean, spread, strict=True))]
     if len(points) > 6:
         points = [*points[:3], "...", *points[-2:]]
-    extras = [f"{name} {values.mean():.3g}" for name, values in result.extras.items()
-              if values.shape == result.per_task.shape]
-    return (f"eval @ iteration {iteration} ({result.num_tasks} held-out tasks, return by {result.axis}): "
+    first = result.per_seed[0] if many else result
+    extras = [f"{name} {np.mean([r.extras[name].mean() for r in (result.per_seed if many else [result])]):.3g}"
+              for name, values in first.extras.items() if values.shape == first.per_task.shape]
+    over = f", mean ± 95% CI over {len(result.seeds)} seeds" if many else ""
+    return (f"eval @ iteration {iteration} ({result.num_tasks} held-out tasks{over}, return by {result.axis}): "
             + ", ".join(points) + (f" | {', '.join(extras)}" if extras else ""))
 
 
@@ -389,19 +440,26 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
     from jmeta.provenance import append_session, session_record
 
     identity = _checkpoint_identity(config)
+    main = distributed.is_main()
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
-    _check_writable(run_dir, checkpointer)
-    with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
-        f.write(config.to_json())
-    append_session(os.path.join(run_dir, RUN_INFO_FILE), session_record(algo.env))
+    if main:
+        _check_writable(run_dir, checkpointer)
+        with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
+            f.write(config.to_json())
+        append_session(os.path.join(run_dir, RUN_INFO_FILE), session_record(algo.env))
 
-    run_key = jax.random.key(config.seed)
-    init_key, train_key = jax.random.split(run_key)
-    abstract = jax.eval_shape(algo.init, init_key)
+    seeds = run_seeds(config)
+    many = len(seeds) > 1
+    init_key, train_key = run_keys(config)
+    init = init_fn(algo, len(seeds))
+    abstract = jax.eval_shape(init, init_key)
+    if mesh is not None:  # restored straight onto every device of the mesh (every process' on many hosts)
+        abstract = jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding.replicated(mesh)), abstract)
     if config.resume and not checkpointer.all_steps():
         print(f"warning: {run_dir} has no checkpoint yet (stopped before its first save); starting it from "
               "iteration 0", file=sys.stderr)
-        state = algo.init(init_key)
+        state = init(init_key)
     elif config.resume:
         progress.stage("restoring checkpoint")
         state, _ = checkpointer.restore(abstract, expected_meta=identity)
@@ -410,31 +468,40 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
             _set_aside(checkpointer, run_dir, skipped)
             print(f"warning: checkpoint(s) {', '.join(map(str, skipped))} corrupt or incomplete (moved to "
                   f"{os.path.join(run_dir, 'corrupt_checkpoints')}; details in {checkpointer.error_log}); "
-                  f"resuming from iteration {int(state.iteration)}", file=sys.stderr)
+                  f"resuming from iteration {_iteration(state)}", file=sys.stderr)
     else:
-        state = algo.init(init_key)
+        state = init(init_key)
     state = sharding.replicate(state, mesh)  # parameters and optimiser state on every device
-    start = int(state.iteration)
+    start = _iteration(state)
     metrics_path = os.path.join(run_dir, METRICS_FILE)
-    truncate_metrics(metrics_path, start)  # records past the restored checkpoint are rolled back
+    seed_dirs = [os.path.join(run_dir, SEEDS_DIR, f"seed_{seed}") for seed in seeds] if many else []
+    if not main:
+        seed_dirs = []
+    for path in [metrics_path, *(os.path.join(d, METRICS_FILE) for d in seed_dirs)] if main else []:
+        truncate_metrics(path, start)  # records past the restored checkpoint are rolled back
     logged_evals = {int(r["iteration"]) for r in read_metrics(metrics_path, "eval")} if os.path.exists(metrics_path) else set()
-    log = MetricsLog(metrics_path)
-    loggers = [log]
-    if config.tensorboard:
+    seed_logs = [MetricsLog(os.path.join(d, METRICS_FILE)) for d in seed_dirs]
+    loggers: list[Any] = [MetricsLog(metrics_path)] if main else []
+    if config.tensorboard and main:
         loggers.append(TensorBoardLog(os.path.join(run_dir, "tensorboard"),
                                       purge_step=start + 1 if config.resume else None))
-    if config.wandb:
+    if config.wandb and main:
         from jmeta.logging import WandbLog
 
         loggers.append(WandbLog(run_dir, config, resume=bool(config.resume)))
     meta_algo, bank = build_meta_test(config, algo, dist)
-    evaluator = make_evaluator(meta_algo, TaskBank(sharding.shard_tasks(bank.tasks, mesh)))
-    chunk_fn = _make_chunk_fn(algo)
-    steps_per_iter = algo.env_steps_per_iteration()
+    evaluator = make_evaluator(meta_algo, TaskBank(sharding.shard_tasks(bank.tasks, mesh)), seeds if many else None)
+    chunk_fn = _make_chunk_fn(algo, len(seeds))
+    steps_per_iter = algo.env_steps_per_iteration() * len(seeds)
     meta = {"config": config.to_dict(), "versions": versions(), **identity}
     eta = _Eta(config.meta_iters, config.eval_every)
 
-    def write(records: list[dict[str, Any]]) -> None:
+    def write(records: list[dict[str, Any]], per_seed: list[list[dict[str, Any]]] | None = None) -> None:
+        """``records`` to the run's loggers (with many seeds: the means over seeds) and ``per_seed[k]``
+        to seed ``k``'s own metrics.jsonl."""
+        for seed_log, seed_records in zip(seed_logs, per_seed or [], strict=False):
+            for record in seed_records:
+                seed_log.write(record, int(record["iteration"]))
         for record in records:
             for logger in loggers:
                 logger.write(record, int(record["iteration"]))
@@ -444,14 +511,14 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
     def save(s):
         progress.stage("saving checkpoint")
         try:
-            checkpointer.save(int(s.iteration), s, meta)
+            checkpointer.save(_iteration(s), s, meta)
         except CheckpointError as exc:
             kept = checkpointer.all_steps() if os.path.isdir(checkpointer.directory) else []
-            raise CheckpointError(f"{exc}; the run stopped at iteration {int(s.iteration)}; checkpoints kept: "
+            raise CheckpointError(f"{exc}; the run stopped at iteration {_iteration(s)}; checkpoints kept: "
                                   f"{kept or 'none'}") from None
 
-    def run_eval(s) -> EvalResult:
-        step = int(s.iteration)
+    def run_eval(s) -> EvalResult | SeedsEvalResult:
+        step = _iteration(s)
         if not evaluator.compiled:
             progress.stage("compiling the meta-test")
             t0 = time.perf_counter()
@@ -463,7 +530,8 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
         seconds = time.perf_counter() - t0
         eta.evaluation(seconds)
         if step not in logged_evals:  # a resumed run that had already logged this evaluation: once only
-            write([{"kind": "eval", "iteration": step, **result.metrics(), "perf/eval_s": seconds}])
+            per_seed = [[{"kind": "eval", "iteration": step, **r.metrics()}] for r in result.per_seed] if many else None
+            write([{"kind": "eval", "iteration": step, **result.metrics(), "perf/eval_s": seconds}], per_seed)
             logged_evals.add(step)
             progress.message(_eval_line(step, result))
         return result
@@ -489,18 +557,26 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
                 progress.stage("training")
                 t0 = time.perf_counter()
                 state, chunk_metrics, finite = compiled[length](state, train_key)
-                chunk_metrics, finite = jax.device_get((chunk_metrics, finite))
+                chunk_metrics, finite = distributed.to_host((chunk_metrics, finite))
                 elapsed = time.perf_counter() - t0
                 good = int(finite.sum())  # iterations before the first non-finite one
                 steps_per_s = steps_per_iter * length / elapsed
                 records = [{"kind": "train", "iteration": iteration + j + 1,
                             "env_steps": (iteration + j + 1) * steps_per_iter,
-                            **{k: float(v[j]) for k, v in chunk_metrics.items()},
+                            **{k: float(np.mean(v[j])) for k, v in chunk_metrics.items()},
                             "perf/env_steps_per_s": steps_per_s,
                             "perf/iters_per_s": length / elapsed} for j in range(good)]
-                write(records)
+                per_seed = [[{"kind": "train", "iteration": iteration + j + 1,
+                              "env_steps": (iteration + j + 1) * steps_per_iter // len(seeds),
+                              **{k: float(v[j, i]) for k, v in chunk_metrics.items()}} for j in range(good)]
+                            for i in range(len(seeds))] if many else None
+                write(records, per_seed)
                 if good < length:
-                    bad = sorted(k for k, v in chunk_metrics.items() if not np.isfinite(v[good]))
+                    bad = sorted(k for k, v in chunk_metrics.items() if not np.all(np.isfinite(v[good])))
+                    if many:
+                        bad_seeds = [seed for i, seed in enumerate(seeds)
+                                     if not all(np.isfinite(v[good, i]) for v in chunk_metrics.values())]
+                        bad = [*bad, f"seed(s) {', '.join(map(str, bad_seeds)) or 'parameters only'}"]
                     iteration += good
                     if last_saved != iteration:
                         save(state)  # the chunk returned the last good state
@@ -516,7 +592,7 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
                 if _crossed(config.checkpoint_every, iteration, length) or iteration >= config.meta_iters:
                     save(state)
                     last_saved = iteration
-                if stop.signal is not None and iteration < end:
+                if distributed.agree_any(stop.signal is not None) and iteration < end:
                     interrupted = True
                     break
             if iteration < config.meta_iters and last_saved != iteration:
@@ -527,28 +603,39 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
         final_eval = None
         if not interrupted:
             final_eval = run_eval(state)
-            with open(os.path.join(run_dir, "eval.json"), "w", encoding="utf-8") as f:
-                json.dump({"iteration": iteration, **final_eval.to_dict()}, f, indent=2)
+        if not interrupted and main:
+            _write_json(os.path.join(run_dir, "eval.json"), {"iteration": iteration, **final_eval.to_dict()})
+            for seed_dir, result in zip(seed_dirs, final_eval.per_seed if many else [], strict=False):
+                _write_json(os.path.join(seed_dir, "eval.json"), {"iteration": iteration, **result.to_dict()})
             if config.plots:
                 progress.stage("writing plots")
                 write_plots(run_dir, config, final_eval, algo.headline())
             if config.report:
                 progress.stage("drawing rollouts and writing the report")
-                _write_report(run_dir, algo, state)
+                _write_report(run_dir, algo, select_seed(state, 0) if many else state,
+                              viewers=distributed.process_count() == 1)
         progress.stage("done" if not interrupted else "stopped")
     finally:
-        for logger in loggers:
+        for logger in [*loggers, *seed_logs]:
             logger.close()
         checkpointer.close()
     return RunResult(run_dir=run_dir, state=state, iteration=iteration, interrupted=interrupted, final_eval=final_eval)
 
 
-def _write_report(run_dir: str, algo: MetaLearner, state: Any) -> None:
-    """report.html with the rollout viewers; a failure here is a warning, never a lost run."""
+def _write_json(path: str, payload: dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+
+
+def _write_report(run_dir: str, algo: MetaLearner, state: Any, viewers: bool = True) -> None:
+    """report.html with the rollout viewers (``viewers``; not drawn in a multi-process run, where the
+    state lives on every process: ``python -m jmeta.visualize --run DIR`` draws them afterwards);
+    a failure here is a warning, never a lost run."""
     from jmeta.report import write_report
 
     try:
-        path = write_report(run_dir, viewers=True, algo=algo, state=state)
+        path = write_report(run_dir, viewers=viewers, algo=algo, state=state)
     except Exception as exc:  # noqa: BLE001 (the run is trained and saved; the report is a view of it)
         print(f"warning: the report could not be written ({type(exc).__name__}: {exc}); "
               f"retry with: python -m jmeta.report --run {run_dir}", file=sys.stderr)
@@ -556,33 +643,48 @@ def _write_report(run_dir: str, algo: MetaLearner, state: Any) -> None:
         print(f"report: {path}")
 
 
-def write_plots(run_dir: str, config: TrainConfig, final_eval: EvalResult | None, headline: dict[str, str]) -> list[str]:
+def write_plots(run_dir: str, config: TrainConfig, final_eval: EvalResult | SeedsEvalResult | None,
+                headline: dict[str, str]) -> list[str]:
+    """plots/learning_curve.png and plots/adaptation_curve.png. For a many-seed run: the means over
+    seeds, the evaluations with their 95% confidence interval over seeds."""
     metrics_path = os.path.join(run_dir, METRICS_FILE)
-    title = f"{config.algo} on {config.env} ({config.env_variant}), seed {config.seed}"
+    seeds = run_seeds(config)
+    title = (f"{config.algo} on {config.env} ({config.env_variant}), seed {config.seed}" if len(seeds) == 1 else
+             f"{config.algo} on {config.env} ({config.env_variant}), seeds {seeds[0]}-{seeds[-1]}: mean and 95% CI")
     paths = [plots.learning_curve(read_metrics(metrics_path, "train"), read_metrics(metrics_path, "eval"),
                                   headline, os.path.join(run_dir, "plots", "learning_curve.png"), title,
                                   eval_every=config.eval_every or None)]
     if final_eval is not None:
-        paths.append(plots.adaptation_curve(final_eval.mean, final_eval.stderr, final_eval.axis_label,
+        spread = final_eval.ci95 if isinstance(final_eval, SeedsEvalResult) else final_eval.stderr
+        paths.append(plots.adaptation_curve(final_eval.mean, spread, final_eval.axis_label,
                                             os.path.join(run_dir, "plots", "adaptation_curve.png"),
                                             f"{title}\n{final_eval.num_tasks} held-out tasks"))
     return paths
 
 
-def restore_run(run_dir: str, step: int | None = None):
-    """Config, algorithm and restored state of a run directory (for evaluation or notebooks)."""
+def restore_run(run_dir: str, step: int | None = None, seed: int | None = None):
+    """Config, algorithm and restored state of a run directory (for evaluation or notebooks).
+
+    For a ``--num-seeds`` run, the state of ``seed`` (one of the run's seeds; default the first)
+    out of the checkpoint that holds all of them."""
     config = load_run_config(run_dir)
     config.validate()
     if config.compilation_cache:
         enable_compilation_cache()
     _, dist, algo = build(config)
-    init_key, _ = jax.random.split(jax.random.key(config.seed))
+    seeds = run_seeds(config)
+    if seed is not None and seed not in seeds:
+        raise ConfigError(f"seed: {run_dir} trained seed(s) {', '.join(map(str, seeds))}, got {seed}")
+    init_key, _ = run_keys(config)
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     try:
-        state, meta = checkpointer.restore(jax.eval_shape(algo.init, init_key), step, _checkpoint_identity(config))
+        abstract = jax.eval_shape(init_fn(algo, len(seeds)), init_key)
+        state, meta = checkpointer.restore(abstract, step, _checkpoint_identity(config))
         if checkpointer.skipped:
             print(f"warning: checkpoint(s) {', '.join(str(s) for s, _ in checkpointer.skipped)} corrupt or incomplete "
-                  f"(details in {checkpointer.error_log}); using iteration {int(state.iteration)}", file=sys.stderr)
+                  f"(details in {checkpointer.error_log}); using iteration {_iteration(state)}", file=sys.stderr)
     finally:
         checkpointer.close()
+    if len(seeds) > 1:
+        state = select_seed(state, seeds.index(seeds[0] if seed is None else seed))
     return config, dist, algo, state
