@@ -32,19 +32,16 @@ import time
 import _runs
 import numpy as np
 
+from jmeta.stats import mean_ci95
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 
 
 def confidence_interval(per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean over seeds and the 95% CI half-width (Student t) of ``per_seed`` [S, K + 1]; zeros for S = 1."""
-    from scipy import stats
-
-    n = per_seed.shape[0]
-    mean = per_seed.mean(axis=0)
-    if n < 2:
-        return mean, np.zeros_like(mean)
-    return mean, stats.t.ppf(0.975, n - 1) * per_seed.std(axis=0, ddof=1) / np.sqrt(n)
+    mean, half = mean_ci95(per_seed)
+    return mean, np.zeros_like(mean) if half is None else half
 
 
 def run_one(algo: str, env: str, seed: int, stem: str, logdir: str, extra: list[str]) -> dict:

@@ -28,7 +28,7 @@ there are 5 or more seeds; the wall-clock and the exact commands. ``--readme`` r
 of README.md between ``<!-- results-grid:start -->`` and ``<!-- results-grid:end -->`` with a compact
 table per env and the GPU runs not yet run; every number comes from the records read.
 
-Statistics: ``experiments/_stats.py`` (pure numpy/scipy). The rliable library was not used:
+Statistics: ``jmeta.stats`` (pure numpy/scipy). The rliable library was not used:
 ``pip install rliable numpy scipy`` in a fresh venv installs (rliable 1.2.0 with numpy 2.4.6 and
 scipy 1.17.1, this repository's pinned versions) but pulls arch, pandas, seaborn and statsmodels,
 and ``from rliable import library`` then fails with ``TypeError: deprecate_kwarg() missing 1
@@ -48,7 +48,8 @@ import sys
 
 import compare
 import numpy as np
-from _stats import iqm_with_ci, mean_ci95
+
+from jmeta.stats import iqm_with_ci, mean_ci95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +198,7 @@ STATS_NOTE = ("Mean over seeds ± the 95% confidence interval over seeds (Studen
               "with one seed no CI is available. IQM: the interquartile mean of the held-out return (or success) "
               "over all seeds x held-out tasks, with its 95% stratified-bootstrap CI (percentile; seeds resampled "
               "within each held-out task; 2,000 resamples, RNG seed 0), reported from 5 seeds on (`n < 5` "
-              "otherwise). Computed by `experiments/_stats.py` with numpy/scipy: the rliable library installs "
+              "otherwise). Computed by `jmeta.stats` with numpy/scipy: the rliable library installs "
               "(1.2.0, with numpy 2.4.6 and scipy 1.17.1) but `from rliable import library` fails with pandas 3.1.1 "
               "(`TypeError: deprecate_kwarg() missing 1 required positional argument: 'new_arg_name'`, raised in "
               "its dependency arch 7.2.0); it works only with `pandas<3` pinned.")

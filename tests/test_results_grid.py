@@ -1,4 +1,4 @@
-"""The results grid (experiments/grid.py) and its statistics (experiments/_stats.py): the confidence
+"""The results grid (experiments/grid.py) and its statistics (jmeta.stats): the confidence
 intervals, the IQM and its stratified bootstrap against hand-computed values, the refusal of malformed
 records, and the README block being what the generator writes from the repository's records."""
 
@@ -13,8 +13,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments"))
 
-import _stats  # noqa: E402
 import grid  # noqa: E402
+
+from jmeta import stats as _stats  # noqa: E402
 
 
 def test_ci_is_student_t_over_seeds():

@@ -63,6 +63,13 @@ _SCRIPT = textwrap.dedent(r'''
                 report[algo + "_params_devices"] = len(leaf.sharding.device_set)
                 report[algo + "_params_replicated"] = bool(leaf.sharding.is_fully_replicated)
         report[algo] = runs
+    # Many seeds on a mesh: the seeds' stacked states replicated, each seed's tasks split.
+    seeds_runs = {}
+    for devices in (1, 4):
+        result = train(config("maml", "point_nav", devices, num_seeds=2, run_name=f"seeds{devices}"))
+        seeds_runs[devices] = [{k: v for k, v in r.items() if k.startswith(("train/", "eval/"))}
+                               for r in read_metrics(os.path.join(result.run_dir, "seeds", "seed_1", "metrics.jsonl"))]
+    report["maml_seeds"] = seeds_runs
     mesh = sharding.task_mesh(4)
     _, _, learner = build(config("maml", "point_nav", 4), task_sharding=sharding.task_sharding(mesh))
     tasks = jax.jit(learner.sample_tasks)(jax.random.key(0))
@@ -124,6 +131,15 @@ def test_four_devices_give_the_single_device_metrics(four_devices, algo):
         for name in a:
             assert b[name] == pytest.approx(a[name], rel=1e-4, abs=1e-6), name
     assert four_devices[f"{algo}_params_devices"] == 4 and four_devices[f"{algo}_params_replicated"]
+
+
+@pytest.mark.extended
+def test_many_seeds_on_four_devices_give_the_single_device_metrics(four_devices):
+    one, four = four_devices["maml_seeds"]["1"], four_devices["maml_seeds"]["4"]
+    assert len(one) == len(four) == 5
+    for a, b in zip(one, four, strict=True):
+        for name in a:
+            assert b[name] == pytest.approx(a[name], rel=1e-4, abs=1e-6), name
 
 
 @pytest.mark.extended

@@ -19,6 +19,7 @@ import numpy as np
 from jmeta._xla_flags import hot_path_compiler_options
 from jmeta.algos.base import AXIS_LABELS, EvalOut, MetaLearner
 from jmeta.distributed import to_host
+from jmeta.stats import mean_ci95
 from jmeta.tasks import TaskBank
 
 #: Seed of the key used for the evaluation rollouts (fixed, so evaluations are comparable).
@@ -92,17 +93,6 @@ def summarize(out: EvalOut) -> EvalResult:
     return EvalResult(axis=out.axis, mean=per_task.mean(axis=0), stderr=stderr, per_task=per_task, extras=extras)
 
 
-def ci95_half_width(per_seed: np.ndarray) -> np.ndarray:
-    """Half-width of the 95% confidence interval of the mean over seeds (Student t), ``per_seed``
-    [S, ...] -> [...]; zeros for one seed."""
-    from scipy import stats
-
-    n = per_seed.shape[0]
-    if n < 2:
-        return np.zeros(per_seed.shape[1:])
-    return stats.t.ppf(0.975, n - 1) * per_seed.std(axis=0, ddof=1) / np.sqrt(n)
-
-
 @dataclasses.dataclass(frozen=True)
 class SeedsEvalResult:
     """The meta-test of several independently seeded train states (``--num-seeds``): one
@@ -135,7 +125,7 @@ class SeedsEvalResult:
 
     @property
     def ci95(self) -> np.ndarray:
-        return ci95_half_width(self.per_seed_mean)
+        return mean_ci95(self.per_seed_mean)[1]
 
     def metrics(self) -> dict[str, float]:
         """Every per-seed ``eval/...`` metric averaged over seeds (the task-s.e. entries dropped), and
@@ -145,6 +135,13 @@ class SeedsEvalResult:
         for k, half in enumerate(self.ci95):
             out[f"eval/return_{self.axis}{k}_ci95"] = float(half)
         return out
+
+    def table(self) -> str:
+        """Mean over seeds and the 95% interval's half-width at each point of the axis, then each seed's mean."""
+        rows = [f"{self.axis:>8} | {'mean':>10} | {'95% CI':>8}" + "".join(f" | {'seed ' + str(s):>9}" for s in self.seeds)]
+        for k, (m, h) in enumerate(zip(self.mean, self.ci95, strict=True)):
+            rows.append(f"{k:>8} | {m:>10.2f} | {h:>8.2f}" + "".join(f" | {r.mean[k]:>9.2f}" for r in self.per_seed))
+        return "\n".join(rows)
 
     def to_dict(self) -> dict[str, Any]:
         extras = {}

@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         from jmeta.trainer import train
 
         result = train(config)
+        from jmeta import distributed
+
+        if not distributed.is_main():  # process 0 reports for every process of a multi-host run
+            return 0
         if result.interrupted:
             print(f"stopped at iteration {result.iteration}; resume with: python -m jmeta.train --resume {result.run_dir}")
         else:

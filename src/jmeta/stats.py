@@ -1,4 +1,5 @@
-"""The statistics of the results grid (``experiments/grid.py``): small pure functions of arrays.
+"""Statistics over seeds: the many-seed runs' intervals (``--num-seeds``) and the results grid
+(``experiments/grid.py``); small pure functions of arrays.
 
 * :func:`mean_ci95`: mean over seeds and the 95% confidence interval half-width over seeds (Student t,
   ``t_{0.975, n-1} * sd / sqrt(n)``, ``sd`` with ``ddof=1``); ``None`` for one seed (not available).
@@ -10,7 +11,7 @@
   with a fixed RNG seed.
 
 Why not the ``rliable`` library (google-research/rliable, which implements the last two): on
-2026-12-03, ``pip install rliable numpy scipy`` into a fresh venv succeeded (rliable 1.2.0, numpy
+2026-12-02, ``pip install rliable numpy scipy`` into a fresh venv succeeded (rliable 1.2.0, numpy
 2.4.6, scipy 1.17.1, the versions of requirements/ci-constraints.txt) but pulled arch, pandas,
 seaborn and statsmodels, and ``from rliable import library`` then failed:
 ``TypeError: deprecate_kwarg() missing 1 required positional argument: 'new_arg_name'`` (arch 7.2.0
