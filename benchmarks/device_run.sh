@@ -7,7 +7,7 @@
 #   OUT=/tmp/out SETS="env" bash benchmarks/device_run.sh # env throughput (about 8 minutes on an H200)
 #   OUT=/tmp/out SMALL=1 bash benchmarks/device_run.sh    # tiny sizes, to check the script on a CPU
 #
-# Sets: "env" (env steps/s, MJX and pure JAX), "meta" (one compiled meta-iteration of every registered
+# Sets: "seeds" (4 seeds as one --num-seeds run against 4 sequential runs), "env" (env steps/s, MJX and pure JAX), "meta" (one compiled meta-iteration of every registered
 # algorithm on its preset env, at an accelerator-sized meta-batch), "full" (MAML on cheetah_vel at
 # pytorch-maml-rl's full budget: 500 meta-iterations x 40 tasks x 20 episodes x H 100 in MJX, about
 # 80M env steps counting the pre- and post-adaptation episodes; the target is under 5 minutes).
@@ -60,6 +60,11 @@ run meta_rl2_bandit "$(limit 45)" $PY "$here/meta_step.py" --algo rl2 --env band
 # shellcheck disable=SC2086
 run meta_maml_point "$(limit 45)" $PY "$here/meta_step.py" --algo maml --env point_nav --meta-batch-sizes $META_MAML \
   --out "$OUT/meta_step_maml_point_nav_gpu.json"
+fi
+
+if has seeds; then
+  run seeds_maml_point "$(limit 240)" $PY "$here/seeds.py" --algo maml --env point_nav --num-seeds 4 \
+    --meta-iters "$STEPS" --out "$OUT/seeds_maml_point_nav_gpu.json"
 fi
 
 if has meta; then

@@ -78,7 +78,7 @@ _OYSTER_NETS = ("--pearl.hidden-sizes", "300", "300", "300", "--pearl.encoder-si
 GRID: tuple[Comparison, ...] = (
     # point_nav
     Comparison("point_nav", "point_nav", ("maml", "fomaml", "reptile", "cavia", "promp", "emaml", "metasgd"),
-               (0, 1, 2), (), "each preset: 100 meta-iterations x 20 tasks x 20 episodes per inner step, 1 inner "
+               (0, 1, 2, 3, 4), (), "each preset: 100 meta-iterations x 20 tasks x 20 episodes per inner step, 1 inner "
                "step (Reptile 3); meta-test on 40 held-out goals after 0-3 steps"),
     Comparison("point_nav_2step", "point_nav", ("maml",), (0,), ("--maml.num-inner-steps", "2"),
                "MAML's preset with 2 inner steps (100 x 20 x 20)",

@@ -5,9 +5,12 @@ A meta-iteration is data-parallel over tasks: every algorithm draws its task bat
 :meth:`MetaLearner.sample_tasks`, which constrains the batch to :func:`task_sharding`, so every
 computation vmapped over tasks downstream (rollouts, inner loops, per-task losses) is split across
 the devices by XLA's partitioner, and the means over tasks become cross-device reductions inserted
-by the compiler. Parameters and optimiser states are placed replicated (:func:`replicate`); the
-evaluation bank is sharded like a task batch when its size divides the device count. Nothing in
-an algorithm module knows about the mesh.
+by the compiler. Parameters and optimiser states are placed replicated, per-task buffers (PEARL's
+replay) split along their buffer axis (:func:`place_state`); the evaluation bank is sharded like a
+task batch when its size divides the device count. The trainer traces every program under the mesh
+(:func:`use_mesh`), and the shared parts that must know the shards read them then
+(:func:`task_shards`: PPO's minibatch shuffle stays within each shard, the replay keeps its split).
+Nothing in an algorithm module knows about the mesh.
 
     mesh = task_mesh(4)                  # the first 4 devices (None: all of them)
     env, dist, algo = build(config, task_sharding=task_sharding(mesh))
@@ -76,6 +79,46 @@ def check_divisible(field: str, size: int, mesh: Mesh | None) -> None:
     if size % count:
         raise ConfigError(f"{field}: must be a multiple of the {count} devices of the task axis "
                           f"(--devices {count}), got {size}")
+
+
+def task_shards() -> int:
+    """The size of the ``"tasks"`` axis of the mesh being traced under (:func:`use_mesh`), 1 without one.
+    Shared parts read it at trace time; no algorithm module needs it."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or TASK_AXIS not in mesh.axis_names:
+        return 1
+    return dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))[TASK_AXIS]
+
+
+def _is_buffer(x: Any) -> bool:
+    from jmeta.rl.replay import ReplayBuffer
+
+    return isinstance(x, ReplayBuffer)
+
+
+def state_shardings(state: Any, mesh: Mesh | None, stacked: bool = False) -> Any:
+    """Where each leaf of a train state (arrays or ``jax.ShapeDtypeStruct``) lives on the mesh: the
+    per-task buffers (:class:`~jmeta.rl.replay.ReplayBuffer`, e.g. PEARL's replay) split along their
+    buffer axis when it divides the device count, everything else replicated. ``stacked``: the state
+    has a leading seed axis (``--num-seeds``), kept whole. None without a mesh."""
+    if mesh is None:
+        return None
+    count = mesh.devices.size
+    lead = (None,) if stacked else ()
+
+    def place(x):
+        if _is_buffer(x):
+            buffers = x.size.shape[len(lead)]
+            spec = PartitionSpec(*lead, TASK_AXIS) if buffers % count == 0 else PartitionSpec()
+            return jax.tree_util.tree_map(lambda _: NamedSharding(mesh, spec), x)
+        return replicated(mesh)
+
+    return jax.tree_util.tree_map(place, state, is_leaf=_is_buffer)
+
+
+def place_state(state: Any, mesh: Mesh | None, stacked: bool = False) -> Any:
+    """``state`` put where :func:`state_shardings` says (unchanged without a mesh)."""
+    return state if mesh is None else jax.device_put(state, state_shardings(state, mesh, stacked))
 
 
 def replicate(tree: Any, mesh: Mesh | None) -> Any:

@@ -453,9 +453,9 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
     init_key, train_key = run_keys(config)
     init = init_fn(algo, len(seeds))
     abstract = jax.eval_shape(init, init_key)
-    if mesh is not None:  # restored straight onto every device of the mesh (every process' on many hosts)
-        abstract = jax.tree_util.tree_map(
-            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding.replicated(mesh)), abstract)
+    if mesh is not None:  # restored straight onto the mesh's devices (every process' on many hosts)
+        abstract = jax.tree_util.tree_map(lambda a, where: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=where),
+                                          abstract, sharding.state_shardings(abstract, mesh, many))
     if config.resume and not checkpointer.all_steps():
         print(f"warning: {run_dir} has no checkpoint yet (stopped before its first save); starting it from "
               "iteration 0", file=sys.stderr)
@@ -471,7 +471,7 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
                   f"resuming from iteration {_iteration(state)}", file=sys.stderr)
     else:
         state = init(init_key)
-    state = sharding.replicate(state, mesh)  # parameters and optimiser state on every device
+    state = sharding.place_state(state, mesh, many)  # replicated, except per-task buffers: split
     start = _iteration(state)
     metrics_path = os.path.join(run_dir, METRICS_FILE)
     seed_dirs = [os.path.join(run_dir, SEEDS_DIR, f"seed_{seed}") for seed in seeds] if many else []

@@ -93,12 +93,9 @@ def shuffle_groups(size: int, num_minibatches: int) -> int:
     sets the run's mesh), so that every minibatch takes the same number of rows from every device's
     shard and no row crosses devices. 1 without a mesh, and when the shards cannot be split evenly
     into ``num_minibatches`` (the shuffle is then global: correct, with a cross-device gather)."""
-    from jmeta.sharding import TASK_AXIS
+    from jmeta.sharding import task_shards
 
-    mesh = jax.sharding.get_abstract_mesh()
-    if mesh.empty or TASK_AXIS not in mesh.axis_names:
-        return 1
-    groups = dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))[TASK_AXIS]
+    groups = task_shards()
     return groups if size % (groups * num_minibatches) == 0 else 1
 
 

@@ -81,6 +81,17 @@ def _insert_one(buffer: ReplayBuffer, index: jax.Array, items: Any, valid: jax.A
     )
 
 
+def _keep_split(buffer: ReplayBuffer) -> ReplayBuffer:
+    """Under a task mesh (:func:`jmeta.sharding.task_shards`), the buffers stay split along their
+    buffer axis as the trainer placed them (when it divides the device count)."""
+    from jmeta.sharding import TASK_AXIS, task_shards
+
+    shards = task_shards()
+    if shards == 1 or buffer.num_buffers % shards:
+        return buffer
+    return jax.lax.with_sharding_constraint(buffer, jax.sharding.PartitionSpec(TASK_AXIS))
+
+
 def replay_insert(buffer: ReplayBuffer, indices: jax.Array, items: Any, valid: jax.Array) -> ReplayBuffer:
     """Appends items to several buffers. indices: int32[B]; items: leaves [B, n, ...]; valid: [B, n].
 
@@ -96,12 +107,12 @@ def replay_insert(buffer: ReplayBuffer, indices: jax.Array, items: Any, valid: j
         return _insert_one(buf, index, its, val), None
 
     buffer, _ = jax.lax.scan(body, buffer, (indices, items, valid))
-    return buffer
+    return _keep_split(buffer)
 
 
 def replay_clear(buffer: ReplayBuffer, indices: jax.Array) -> ReplayBuffer:
     """Empties buffers ``indices`` (int32[B]); their storage is left as it is and will be overwritten."""
-    return buffer.replace(insert_at=buffer.insert_at.at[indices].set(0), size=buffer.size.at[indices].set(0))
+    return _keep_split(buffer.replace(insert_at=buffer.insert_at.at[indices].set(0), size=buffer.size.at[indices].set(0)))
 
 
 def replay_sample(buffer: ReplayBuffer, key: jax.Array, indices: jax.Array, batch_size: int,
