@@ -85,3 +85,20 @@ def test_a_nan_in_any_seed_stops_every_seed_at_the_last_good_iteration(tmp_path,
     monkeypatch.setattr(trainer, "build", original_build)
     _, _, _, state = trainer.restore_run(os.path.join(str(tmp_path), "nan"), seed=1)
     assert int(state.iteration) == 2
+
+
+@pytest.mark.extended
+def test_a_many_seed_run_resumes_exactly(tmp_path):
+    """Extended tier (three runs): stopped after 2 of 4 iterations and resumed, a 2-seed run writes
+    the uninterrupted run's records, per seed and aggregated, to the bit."""
+    full = trainer.train(tiny_config(str(tmp_path), run_name="full", num_seeds=2, meta_iters=4))
+    part = trainer.train(tiny_config(str(tmp_path), run_name="part", num_seeds=2, meta_iters=4), stop_after=2)
+    assert part.interrupted
+    trainer.train(dataclasses.replace(tiny_config(str(tmp_path), num_seeds=2, meta_iters=4), resume=part.run_dir))
+
+    def records(run_dir, *where):
+        return [{k: v for k, v in r.items() if not k.startswith("perf")}
+                for r in _curves(os.path.join(run_dir, *where, "metrics.jsonl"))]
+
+    for where in [(), ("seeds", "seed_0"), ("seeds", "seed_1")]:
+        assert records(part.run_dir, *where) == records(full.run_dir, *where)
