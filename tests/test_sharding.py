@@ -47,10 +47,12 @@ _SCRIPT = textwrap.dedent(r'''
     report = {"devices": len(jax.devices())}
 
     def config(algo, env, devices, **kw):
+        tiny = algorithm_class(algo).TINY
+        if algo == "pearl":  # 8 training tasks: one replay buffer each, 2 per device
+            tiny = dataclasses.replace(tiny, num_train_tasks=8)
         base = TrainConfig(algo=algo, env=env, env_horizon=5, meta_iters=2, meta_batch_size=4, chunk_size=1,
                            eval_every=1, eval_tasks=4, logdir=logdir, run_name=f"{algo}{devices}", progress=False,
-                           plots=False, report=False, tensorboard=False, devices=devices,
-                           algo_config=algorithm_class(algo).TINY)
+                           plots=False, report=False, tensorboard=False, devices=devices, algo_config=tiny)
         return dataclasses.replace(base, **kw)
 
     # PPO's minibatch shuffle permutes within each device's shard, so the shuffle depends on the

@@ -59,7 +59,10 @@ def initialize(flag: bool = False) -> bool:
         raise ConfigError(f"distributed: JAX_NUM_PROCESSES must be >= 1, got {num_processes}")
     if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
         raise ConfigError(f"distributed: JAX_PROCESS_ID must be in [0, {num_processes - 1}], got {process_id}")
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # used by CPU backends only
+    try:  # cross-process collectives of CPU backends (accelerators have their own)
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except (AttributeError, KeyError, ValueError):  # a JAX without the option chooses by itself
+        pass
     try:
         jax.distributed.initialize(coordinator_address=os.environ.get("JAX_COORDINATOR_ADDRESS") or None,
                                    num_processes=num_processes, process_id=process_id)
