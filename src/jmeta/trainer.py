@@ -474,10 +474,8 @@ def _train_locked(config: TrainConfig, algo: MetaLearner, dist: TaskDistribution
     state = sharding.place_state(state, mesh, many)  # replicated, except per-task buffers: split
     start = _iteration(state)
     metrics_path = os.path.join(run_dir, METRICS_FILE)
-    seed_dirs = [os.path.join(run_dir, SEEDS_DIR, f"seed_{seed}") for seed in seeds] if many else []
-    if not main:
-        seed_dirs = []
-    for path in [metrics_path, *(os.path.join(d, METRICS_FILE) for d in seed_dirs)] if main else []:
+    seed_dirs = [os.path.join(run_dir, SEEDS_DIR, f"seed_{seed}") for seed in seeds] if many and main else []
+    for path in ([metrics_path] if main else []) + [os.path.join(d, METRICS_FILE) for d in seed_dirs]:
         truncate_metrics(path, start)  # records past the restored checkpoint are rolled back
     logged_evals = {int(r["iteration"]) for r in read_metrics(metrics_path, "eval")} if os.path.exists(metrics_path) else set()
     seed_logs = [MetricsLog(os.path.join(d, METRICS_FILE)) for d in seed_dirs]
