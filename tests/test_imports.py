@@ -1,8 +1,8 @@
 """The package's import structure: no cycles, no upward imports, every module importable on its own.
 
 Layers, lowest first (a module may import its own layer and the ones below, never above):
-  0. errors, validation, spaces, types, _xla_flags
-  1. envs (and tasks, which the env registry uses), networks, rl
+  0. errors, validation, spaces, types, _xla_flags, stats
+  1. envs (and tasks, which the env registry uses), networks, rl, sharding, distributed
   2. rollout, adaptation, baselines
   3. algos
   4. config, evaluation, checkpoint, logging, plots
@@ -22,8 +22,8 @@ import pytest
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "jmeta"
 
 LAYERS = {
-    "errors": 0, "validation": 0, "spaces": 0, "types": 0, "_xla_flags": 0,
-    "envs": 1, "tasks": 1, "networks": 1, "rl": 1, "sharding": 1,
+    "errors": 0, "validation": 0, "spaces": 0, "types": 0, "_xla_flags": 0, "stats": 0,
+    "envs": 1, "tasks": 1, "networks": 1, "rl": 1, "sharding": 1, "distributed": 1,
     "rollout": 2, "adaptation": 2, "baselines": 2, "viewers": 2, "interop": 2,
     "algos": 3,
     "config": 4, "evaluation": 4, "checkpoint": 4, "logging": 4, "plots": 4, "provenance": 4, "notebook": 4,

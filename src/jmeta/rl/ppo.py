@@ -131,7 +131,8 @@ def update_minibatches(loss_fn: LossFn, optimizer: optax.GradientTransformation,
 
     def minibatch_step(carry, local_rows):  # local_rows [groups, rows per group]
         minibatch = jax.tree_util.tree_map(
-            lambda x: jax.vmap(lambda block, rows: block[rows])(x, local_rows).reshape(-1, *x.shape[2:]), blocks)
+            lambda x: jax.vmap(lambda block, rows: block[rows])(x, local_rows).reshape(local_rows.size, *x.shape[2:]),
+            blocks)
         params, opt_state, info = gradient_step(loss_fn, optimizer, *carry, minibatch)
         return (params, opt_state), info
 
