@@ -1,7 +1,7 @@
 """Many hosts (jmeta.distributed): two CPU processes on localhost joined by ``jax.distributed``.
 
 The two-process run is in the ``extended`` tier: it starts three interpreters (two processes of two
-virtual devices each, and the one-process reference), about 40 s on 2 cores, which the default
+virtual devices each, and the one-process reference), about 30 s on 2 cores, which the default
 tier cannot afford. It trains MAML from the command line with the task axis over the 4 devices of
 both processes and checks that process 0 alone wrote one run directory whose metrics equal the
 one-process run's to a relative 1e-4. The host-side helpers are checked in the default tier.

@@ -13,8 +13,8 @@ The multi-device checks run in a fresh interpreter with 4 virtual CPU devices
   (``--num-seeds 2``) on 4 devices train what they train on one.
 - Bad settings are refused in one line.
 
-These are in the ``extended`` tier: the 4-device interpreter compiles about fifteen programs
-(about 100 s on 2 cores), which the default tier (19 of its 20 minutes used) cannot afford; the
+These are in the ``extended`` tier: the 4-device interpreter compiles about forty programs
+(130 s on 2 cores), which the default tier (at its 20-minute budget) cannot afford; the
 one-device checks below are in the default tier.
 """
 
