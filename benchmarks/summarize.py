@@ -131,9 +131,14 @@ def seeds_table() -> str:
         rows.append(f"| {c['algo']}, {c['env']} | {_device(data['hardware'])} | {c['num_seeds']} | {c['meta_iters']} | "
                     f"{seq['wall_s']:.0f} ({compile_each:.1f}) | {many['wall_s']:.0f} ({many['compile_s']:.1f}) | "
                     f"{data['speedup_wall']:.2f}x | {data['speedup_training']:.2f}x | "
-                    f"{max(d['first_iteration'] for d in data['divergence']):.1e} | "
-                    f"{min((d['exceeds_1e-3_at_iteration'] or 10**9) for d in data['divergence']) if any(d['exceeds_1e-3_at_iteration'] for d in data['divergence']) else 'never'} |")
+                    f"{max(d['first_iteration'] for d in data['divergence']):.1e} | {_drift_start(data['divergence'])} |")
     return "\n".join(rows)
+
+
+def _drift_start(divergence: list[dict]) -> str:
+    """The earliest iteration at which any seed's drift passed 1e-3, or "never"."""
+    starts = [d["exceeds_1e-3_at_iteration"] for d in divergence if d["exceeds_1e-3_at_iteration"] is not None]
+    return str(min(starts)) if starts else "never"
 
 
 def write_docs(table: str, path: str = os.path.join(HERE, "..", "docs", "scaling.md")) -> None:

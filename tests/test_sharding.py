@@ -114,7 +114,7 @@ _SCRIPT = textwrap.dedent(r'''
     rl2_config = dataclasses.replace(config("rl2", "grid_nav", 4, meta_batch_size=16, env_horizon=20),
                                      algo_config=dataclasses.replace(algorithm_class("rl2").TINY, num_minibatches=2))
     _, _, rl2 = build(rl2_config, task_sharding=sharding.task_sharding(mesh))
-    rl2_state = sharding.replicate(rl2.init(jax.random.key(0)), mesh)
+    rl2_state = sharding.place_state(rl2.init(jax.random.key(0)), mesh)
 
     def collective_elements(context):
         with context:

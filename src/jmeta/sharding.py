@@ -121,11 +121,6 @@ def place_state(state: Any, mesh: Mesh | None, stacked: bool = False) -> Any:
     return state if mesh is None else jax.device_put(state, state_shardings(state, mesh, stacked))
 
 
-def replicate(tree: Any, mesh: Mesh | None) -> Any:
-    """``tree`` placed whole on every device of the mesh (unchanged without a mesh)."""
-    return tree if mesh is None else jax.device_put(tree, replicated(mesh))
-
-
 def shard_tasks(tasks: Any, mesh: Mesh | None) -> Any:
     """A task pytree (leading axis N) split along the mesh when N divides the device count, else
     replicated (a held-out bank of 40 tasks on 3 devices still works, unsplit)."""
