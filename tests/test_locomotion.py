@@ -169,7 +169,8 @@ def test_contact_forces_are_real_on_the_c_path():
 
 def _gym_rollout(env_id, xml, qpos, qvel, actions):
     gym = pytest.importorskip("gymnasium")
-    env = gym.make(env_id, xml_file=model_path(xml))
+    # None: gymnasium's own asset (its half_cheetah.xml: our load_model applies its settotalmass)
+    env = gym.make(env_id) if xml is None else gym.make(env_id, xml_file=model_path(xml))
     env.reset(seed=0)
     env.unwrapped.set_state(qpos, qvel)
     records = []
@@ -202,7 +203,7 @@ def test_cheetah_matches_gymnasium_halfcheetah_v5():
     model = env.physics.model
     qpos, qvel = _initial(model, 1, seed=4)
     actions = np.random.default_rng(5).uniform(-1, 1, (10, model.nu))
-    gym_records = _gym_rollout("HalfCheetah-v5", "half_cheetah.xml", qpos[0], qvel[0], actions)
+    gym_records = _gym_rollout("HalfCheetah-v5", None, qpos[0], qvel[0], actions)
     ours = _jmeta_rollout(env, LocomotionTask(jnp.array([1.0, 0.0])), qpos[0], qvel[0], actions)
     for (obs, _, info), out in zip(gym_records, ours, strict=True):
         np.testing.assert_allclose(out.obs, obs, atol=1e-3)
@@ -515,6 +516,55 @@ def test_models_are_gymnasiums_physically(name):
                   "geom_solimp", "geom_solref", "geom_margin", "geom_contype", "geom_conaffinity", "actuator_gear",
                   "actuator_ctrlrange", "qpos0", "jnt_solimp", "jnt_solref"]:
         np.testing.assert_allclose(getattr(ours, field), getattr(theirs, field), atol=1e-9, err_msg=field)
+
+
+def _gymnasium_model(name: str) -> mujoco.MjModel:
+    import os
+    import warnings
+
+    gym = pytest.importorskip("gymnasium")
+    path = os.path.join(os.path.dirname(gym.__file__), "envs/mujoco/assets", f"{name}.xml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mujoco.MjModel.from_xml_path(path)
+
+
+def test_cheetah_masses_and_inertias_equal_gyms_settotalmass_model_bit_for_bit():
+    """gym's half_cheetah.xml sets ``settotalmass="14"``; ours carries the total as a custom numeric
+    that ``load_model`` applies (``mj_setTotalmass`` + ``mj_setConst``). Every mass, inertia and
+    derived constant must equal the compiled gym model exactly (a density that approximates the
+    scaling differs in the 14th digit, and that difference grows to 13.5 of 200-step return)."""
+    theirs, ours = _gymnasium_model("half_cheetah"), phys.load_model("half_cheetah.xml")
+    assert ours.body_mass.sum() == pytest.approx(14.0, abs=1e-12)
+    for field in ["body_mass", "body_inertia", "body_subtreemass", "body_invweight0", "dof_invweight0", "dof_M0",
+                  "actuator_acc0", "body_ipos", "body_iquat"]:
+        np.testing.assert_array_equal(getattr(ours, field), getattr(theirs, field), err_msg=field)
+
+
+def test_cheetah_free_run_equals_float64_mujoco_of_gyms_model_bit_for_bit():
+    """A 200-step cheetah_vel rollout on the C path (random actions, frame_skip 5) carries exactly the
+    float64 state of plain ``mj_step`` on gymnasium's own half_cheetah.xml from the same start."""
+    theirs = _gymnasium_model("half_cheetah")
+    env, dist = jmeta.make("cheetah_vel", physics="mujoco")
+    task = dist.sample(jax.random.key(0))
+    _, state = jax.jit(env.reset)(jax.random.key(3), task)
+    actions = np.random.default_rng(4).uniform(-1, 1, (200, 6)).astype(np.float32)
+
+    def body(s, a):
+        out = env.step(jax.random.key(0), s, a, task)
+        return out.state, out.state.exact
+
+    _, exact = jax.jit(lambda s, a: jax.lax.scan(body, s, a))(state, jnp.asarray(actions))
+    nq, nv = theirs.nq, theirs.nv
+    qpos_qvel = np.asarray(exact).view("<f8")[..., 0][:, : nq + nv]
+    data = mujoco.MjData(theirs)
+    start = np.asarray(state.exact).view("<f8")[:, 0]
+    data.qpos[:], data.qvel[:] = start[:nq], start[nq : nq + nv]
+    mujoco.mj_forward(theirs, data)
+    for t, action in enumerate(actions):
+        data.ctrl[:] = action
+        mujoco.mj_step(theirs, data, nstep=5)
+        np.testing.assert_array_equal(qpos_qvel[t], np.concatenate([data.qpos, data.qvel]), err_msg=f"step {t}")
 
 
 def test_fixed_task_banks_survive_a_first_use_under_jit():

@@ -66,8 +66,29 @@ def resolve_physics(physics: str) -> str:
 
 @functools.cache
 def load_model(xml_name: str) -> mujoco.MjModel:
-    """Compiles the packaged model ``models/<xml_name>`` (cached per process). Treat the result as read-only."""
-    return mujoco.MjModel.from_xml_path(model_path(xml_name))
+    """Compiles the packaged model ``models/<xml_name>`` (cached per process). Treat the result as read-only.
+
+    A model whose MJCF defines ``<numeric name="total_mass">`` gets MuJoCo's deprecated compiler
+    attribute ``settotalmass`` applied after compiling: every body mass and inertia scaled so that
+    the masses sum to it (``mj_setTotalmass``), then the derived constants recomputed
+    (``mj_setConst``). The compiler does the same, so the result equals the model compiled from the
+    original MJCF bit for bit (gym's half_cheetah.xml sets ``settotalmass="14"``).
+    """
+    model = mujoco.MjModel.from_xml_path(model_path(xml_name))
+    total_mass = _custom_numeric(model, "total_mass")
+    if total_mass is not None:
+        mujoco.mj_setTotalmass(model, float(total_mass[0]))
+        mujoco.mj_setConst(model, mujoco.MjData(model))
+    return model
+
+
+def _custom_numeric(model: mujoco.MjModel, name: str) -> np.ndarray | None:
+    """The MJCF's ``<custom><numeric name=...>`` data as float64[size], or None when it is absent."""
+    index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_NUMERIC, name)
+    if index < 0:
+        return None
+    start, size = model.numeric_adr[index], model.numeric_size[index]
+    return np.array(model.numeric_data[start : start + size])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -509,8 +530,5 @@ def make_physics(
 
 def initial_qpos(model: mujoco.MjModel) -> np.ndarray:
     """The MJCF's ``<numeric name="init_qpos">`` when it defines one (rllab models), else qpos0."""
-    index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_NUMERIC, "init_qpos")
-    if index < 0:
-        return np.array(model.qpos0)
-    start, size = model.numeric_adr[index], model.numeric_size[index]
-    return np.array(model.numeric_data[start : start + size])
+    init_qpos = _custom_numeric(model, "init_qpos")
+    return np.array(model.qpos0) if init_qpos is None else init_qpos
