@@ -44,11 +44,14 @@ def confidence_interval(per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.zeros_like(mean) if half is None else half
 
 
-def run_one(algo: str, env: str, seed: int, stem: str, logdir: str, extra: list[str]) -> dict:
-    """One training run and its record; ``failed`` is set (and ``eval`` absent) when the run did not finish."""
-    run = _runs.train(algo, env, seed, f"{stem}__{algo}__seed{seed}__{time.strftime('%Y%m%d-%H%M%S')}", logdir, extra)
-    record = {"algo": algo, "env": env, "seed": seed, "wall_s": run["wall_s"], "run_dir": run["run_dir"],
-              "command": run["command"],
+def run_one(algo: str, env: str, seed: int, stem: str, logdir: str, extra: list[str], label: str | None = None) -> dict:
+    """One training run and its record; ``failed`` is set (and ``eval`` absent) when the run did not finish.
+    An unfinished run of the same (stem, label, seed) in ``logdir`` is resumed, not started over
+    (``_runs.train``); ``attempts`` counts the sessions it took."""
+    name = f"{stem}__{label or algo}__seed{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    run = _runs.train(algo, env, seed, name, logdir, extra)
+    record = {"algo": algo, "env": env, "seed": seed, "wall_s": run["wall_s"], "attempts": run["attempts"],
+              "run_dir": run["run_dir"], "command": run["command"],
               "host": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                        "cpus": os.cpu_count()}}
     if run["returncode"] != 0:
@@ -68,7 +71,7 @@ def run_and_store(label: str, algo: str, env: str, seed: int, stem: str, logdir:
     returns the record (``failed`` set in the second case)."""
     path = record_path(stem, label, seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    record = run_one(algo, env, seed, stem, logdir, extra)
+    record = run_one(algo, env, seed, stem, logdir, extra, label)
     record["label"] = label
     if "failed" in record:  # kept apart, so the next invocation runs it again; the others go on
         with open(path.replace(".json", ".failed.json"), "w", encoding="utf-8") as f:

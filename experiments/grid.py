@@ -55,7 +55,10 @@ from jmeta.stats import iqm_with_ci, mean_ci95
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """One compare.py comparison (module docstring). ``record_files``: label -> a JSON file written by
-    another script holding runs of this entry (repository-relative)."""
+    another script holding runs of this entry (repository-relative). ``logdir``: where its runs live
+    when not the command line's ``--logdir`` (repository-relative): the long runs at the authors'
+    budgets keep theirs in the repository (``LONG_RUNS``), so a run cut off at the end of a session
+    is resumed from its last checkpoint by the next session's invocation."""
 
     stem: str
     env: str
@@ -65,7 +68,12 @@ class Comparison:
     budget: str
     needs_gpu: bool = False
     record_files: dict[str, str] = dataclasses.field(default_factory=dict)
+    logdir: str | None = None
 
+
+#: Run directories of the long runs (tracked, so a run outlives its session; see ``Comparison.logdir``).
+LONG_RUNS = "experiments/long_runs"
+_FIG5 = "MAML ICML 2017 Fig. 5 protocol on rllab physics (the maml_rllab variant; MAML's preset for it): "
 
 _MAZE_SMALL_RUN = ("--env-variant", "small", "--meta-iters", "400", "--meta-batch-size", "32", "--chunk-size", "25",
                    "--eval-every", "50", "--checkpoint-every", "100", "--eval-tasks", "40")
@@ -136,7 +144,13 @@ GRID: tuple[Comparison, ...] = (
                 "50", "--checkpoint-every", "50", "--env-physics", "mjx"),
                "oyster's cheetah-vel budget: 500 iterations x 2,000 SAC steps of 16 tasks x 256, 3 x 300 networks "
                "(2.7M env steps, 1M SAC steps; about 65 h on the 2-core CPU)", needs_gpu=True),
+    Comparison("cheetah_vel_fig5", "cheetah_vel", ("maml",), (0, 1, 2), ("--env-variant", "maml_rllab", "--no-tensorboard"),
+               _FIG5 + "ReLU (100, 100), 40 tasks x 20 episodes x H 200 per phase, fast lr 0.1, TRPO 0.01, 240 "
+               "iterations (77M env steps); 40 held-out velocities after 0-3 VPG steps", logdir=LONG_RUNS),
     # cheetah_dir
+    Comparison("cheetah_dir_fig5", "cheetah_dir", ("maml",), (0, 1, 2), ("--env-variant", "maml_rllab", "--no-tensorboard"),
+               _FIG5 + "ReLU (100, 100), 40 tasks x 20 episodes x H 200 per phase, fast lr 0.1, TRPO 0.01, 100 "
+               "iterations (32M env steps); 40 held-out directions after 0-3 VPG steps", logdir=LONG_RUNS),
     Comparison("cheetah_dir", "cheetah_dir",
                ("maesn", "fomaml", "reptile", "promp", "cavia", "metasgd", "emaml", "maml"), (0,), (),
                "the CPU presets (as cheetah_vel): 300 x 20 x 10, H 100"),
@@ -193,7 +207,8 @@ GRID_DIR = os.path.join(HERE, "results", "grid")
 README = os.path.join(REPO, "README.md")
 START, END = "<!-- results-grid:start -->", "<!-- results-grid:end -->"
 #: Options of a run's command that name the run, not its configuration.
-_IDENTITY = {"--algo": 1, "--env": 1, "--seed": 1, "--logdir": 1, "--run-name": 1, "--no-progress": 0, "--no-report": 0}
+_IDENTITY = {"--algo": 1, "--env": 1, "--seed": 1, "--logdir": 1, "--run-name": 1, "--no-progress": 0, "--no-report": 0,
+             "--no-tensorboard": 0}
 STATS_NOTE = ("Mean over seeds ± the 95% confidence interval over seeds (Student t, `t_{0.975, n-1} sd / sqrt(n)`); "
               "with one seed no CI is available. IQM: the interquartile mean of the held-out return (or success) "
               "over all seeds x held-out tasks, with its 95% stratified-bootstrap CI (percentile; seeds resampled "
@@ -628,7 +643,8 @@ def run_missing(entry: Comparison, rerun: bool, logdir: str) -> list[dict]:
     for seed in entry.seeds:
         for label, (algo, own) in entries.items():
             if (label, seed) in missing:
-                record = compare.run_and_store(label, algo, entry.env, seed, entry.stem, logdir,
+                run_logdir = entry.logdir or logdir  # relative: grid.py runs from the repository root
+                record = compare.run_and_store(label, algo, entry.env, seed, entry.stem, run_logdir,
                                                [*entry.flags, *own])
                 if "failed" in record:
                     failures.append(record)

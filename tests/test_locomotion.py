@@ -96,6 +96,59 @@ def test_float64_bits_encodes_every_float32_class_exactly():
     assert np.all(np.isnan(got[~finite].copy().view("<f8")))
 
 
+def test_float64_split_recovers_float64_values_and_differences():
+    """hi + lo equals the float64 value within 2^-47 relative; differences of positions 8 m from the
+    origin keep float64's precision (float32 copies lose about 1e-3 of a 1 mm displacement)."""
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(size=500) * 10, rng.normal(size=500) * 1e-3, [8.000001234567, -3.25]])
+    hi, lo = jax.jit(phys.float64_split)(jnp.asarray(values.astype("<f8").view("<u4").reshape(-1, 2)))
+    total = np.asarray(hi, np.float64) + np.asarray(lo, np.float64)
+    assert np.all(np.abs(total - values) <= 2.0**-47 * np.abs(values))
+    special = np.array([0.0, -0.0, 1e-310, 1e300])
+    hi, lo = phys.float64_split(jnp.asarray(special.view("<u4").reshape(-1, 2)))
+    np.testing.assert_array_equal(np.asarray(hi), [0.0, 0.0, 0.0, np.inf])
+    np.testing.assert_array_equal(np.asarray(lo), [0.0, 0.0, 0.0, 0.0])
+    start = 8.0 + rng.normal(size=200) * 0.01
+    end = start + rng.normal(size=200) * 1e-3
+    diff = phys.exact_difference(*(jnp.asarray(v.view("<u4").reshape(-1, 2)) for v in (start, end)))
+    assert np.all(np.abs(np.asarray(diff, np.float64) - (end - start)) <= 2.0**-23 * np.abs(end - start))  # one rounding
+    rounded = end.astype(np.float32) - start.astype(np.float32)
+    assert np.abs(rounded.astype(np.float64) - (end - start)).max() > 1e-8  # what the fix removes
+
+
+@pytest.mark.parametrize(("name", "variant", "start_x"), [("cheetah_vel", "default", 8.0), ("ant_dir", "promp", 8.0)])
+def test_velocity_is_the_float64_displacement_far_from_the_origin(name, variant, start_x):
+    """Far from the origin the reward's velocity is the float64 displacement over dt (from the carried
+    state: rootx for the cheetah, the torso's post-step xpos for the ant), not a difference of float32
+    copies: within 1e-6 of float64 MuJoCo where float32 copies are off by up to 2e-5."""
+    env, dist = jmeta.make(name, variant, physics="mujoco")
+    model, physics = env.physics.model, env.physics
+    task = dist.sample(jax.random.key(0))
+    qpos = np.array(phys.initial_qpos(model), np.float32)
+    qpos[0] = start_x
+    view = physics.reset_view(jnp.asarray(qpos), jnp.zeros(model.nv, jnp.float32))
+    state = LocomotionState(view.qpos, view.qvel, view.xpos, view.xmat, view.cfrc_ext, jnp.zeros((), jnp.int32),
+                            view.exact)
+    actions = np.random.default_rng(1).uniform(-1, 1, (20, model.nu)).astype(np.float32)
+    data = mujoco.MjData(model)
+    data.qpos[:] = qpos.astype(np.float64)
+    mujoco.mj_forward(model, data)
+    step = jax.jit(env.step)
+    previous = data.qpos[0] if variant == "default" else data.xpos[1, 0]
+    worst = 0.0
+    for action in actions:
+        out = step(jax.random.key(0), state, jnp.asarray(action), task)
+        state = out.state
+        data.ctrl[:] = action
+        mujoco.mj_step(model, data, nstep=physics.frame_skip)
+        if variant != "default":
+            mujoco.mj_rnePostConstraint(model, data)
+        current = data.qpos[0] if variant == "default" else data.xpos[1, 0]
+        worst = max(worst, abs(float(out.info["x_velocity"]) - (current - previous) / physics.dt))
+        previous = current
+    assert worst < 1e-6
+
+
 @pytest.mark.parametrize(("name", "batch_engine"), [("cheetah_vel", True), ("cheetah_vel", False),
                                                    ("ant_goal_ring", False)])
 def test_c_path_state_is_float64_mujoco_step_for_step(name, batch_engine):
@@ -490,6 +543,32 @@ def test_rllab_ant_model_reset_and_fresh_view():
     com, com_vel = env.center_of_mass(out.state.qpos, out.state.qvel)
     np.testing.assert_allclose(out.obs[-3:], com, atol=1e-5)
     np.testing.assert_allclose(out.info["x_velocity"], com_vel[0], atol=1e-5)
+
+
+def test_rllab_ant_observes_its_ground_contacts_at_reset(name="ant_vel", variant="maml_rllab"):
+    """rllab ran MuJoCo 1.31, whose forward pass computed the external contact forces: its ants, which
+    start on their feet, observe 20-24 non-zero clipped contact entries in the first observation.
+    Ours equal ``mj_forward`` + ``mj_rnePostConstraint`` at the reset state (gym-style variants keep
+    MuJoCo >= 2's zeros)."""
+    env, dist = jmeta.make(name, variant, physics="mujoco")
+    model = env.physics.model
+    tasks = jax.vmap(dist.sample)(jax.random.split(jax.random.key(0), 4))
+    obs, state = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(1), 4), tasks)
+    nq, nv, nbody = model.nq, model.nv, model.nbody
+    contact = np.asarray(obs)[:, nq + nv : nq + nv + 6 * nbody]
+    data = mujoco.MjData(model)
+    for k in range(4):
+        data.qpos[:], data.qvel[:] = np.asarray(state.qpos[k], np.float64), np.asarray(state.qvel[k], np.float64)
+        mujoco.mj_forward(model, data)
+        mujoco.mj_rnePostConstraint(model, data)
+        np.testing.assert_allclose(contact[k], np.clip(data.cfrc_ext, -1, 1).reshape(-1), rtol=1e-5, atol=1e-6)
+        assert np.count_nonzero(contact[k]) >= 6  # 0.01 N(0, 1) reset noise lifts some feet (4 mm in contact)
+    still, still_dist = jmeta.make(name, variant, physics="mujoco", qpos_noise=0.0, qvel_noise=0.0)
+    obs, _ = still.reset(jax.random.key(1), still_dist.sample(jax.random.key(0)))
+    assert 20 <= np.count_nonzero(np.asarray(obs)[nq + nv : nq + nv + 6 * nbody]) <= 24  # four feet on the ground
+    gym_style, gym_dist = jmeta.make(name, physics="mujoco")
+    obs, _ = gym_style.reset(jax.random.key(1), gym_dist.sample(jax.random.key(0)))
+    assert not np.any(np.asarray(obs)[-(6 * gym_style.physics.nbody + 9 + 3) : -(9 + 3)])
 
 
 def test_mjx_fresh_view_matches_kinematics_of_the_new_state():

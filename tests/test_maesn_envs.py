@@ -26,6 +26,7 @@ import pytest
 
 import jmeta
 from _tiny import FAST_COMPILE
+from jmeta.envs.mujoco import assets as model_assets
 from jmeta.envs.mujoco import maesn
 from jmeta.envs.mujoco import physics as phys
 from jmeta.envs.mujoco.maesn import GoalTask, MaesnState, PushTask
@@ -147,7 +148,14 @@ def test_bad_options_are_refused_with_valid_values():
     with pytest.raises(ConfigError, match="valid values are: auto, mjx, mujoco"):
         jmeta.make("block_push", physics="bullet")
     with pytest.raises(ConfigError, match="multiples of 5"):
-        jmeta.make("block_push", train_tasks=12)
+        jmeta.make("block_push", task_set="seeded", train_tasks=12)
+    assert jmeta.make("block_push", train_tasks=12)[1].fixed_split.train.size == 12  # the authors' first 12
+    with pytest.raises(ConfigError, match=r"block_push\.task_set='mine' is invalid; valid values are: authors, seeded"):
+        jmeta.make("block_push", task_set="mine")
+    with pytest.raises(ConfigError, match="must be <= 100 with task_set='authors'"):
+        jmeta.make("wheeled_nav", test_tasks=101)
+    with pytest.raises(ConfigError, match=r"ant_goal_ring\.goal_radius=1\.0 needs task_set='seeded'"):
+        jmeta.make("ant_goal_ring", goal_radius=1.0)
     with pytest.raises(ConfigError, match="reward"):  # unknown field lists the valid ones
         jmeta.make("wheeled_nav", rewards="dense")
 
@@ -253,9 +261,120 @@ def test_block_push_rewards_dense_and_sparse():
 # ---------------------------------------------------------------- task sets
 
 
-def test_semicircle_goal_sets_fixed_and_disjoint():
+#: The authors' numbers, read from russellmendonca/maesn_suite@e9444915ef6bb8194bb3228b1c53c1f249305933
+#: maesn/rllab/envs/goals/<key>.pkl: the first and last row of each pickle, and the float64 sum of
+#: the whole array (so a swapped, reordered or edited file fails).
+AUTHORS_ROWS = {
+    "wheeled_trainSet": ([-0.4783652312, 1.9419492026], [-0.0419325421, 1.9995603672], 118.15490414116135),
+    "wheeled_valSet": ([-1.6093304106, 1.1874576327], [0.5811903407, 1.9136921873], 140.37839613362462),
+    "ant_trainSet": ([-1.2380297667, 1.5707585100], [-0.5096890765, 1.9339640755], 119.82780604104529),
+    "ant_valSet": ([1.3363083745, 1.4880456741], [-1.6969506091, 1.0584699478], 115.70807150023390),
+    # [block, goal x, goal y, start qpos: wrist (3), then the slide offsets (x, y) of obj1..obj5]
+    "pusher_trainSet": (
+        [3, 0.8289535232, -0.3922607137, 0, 0, 0, 0.3457293032, 0.3284229742, 0.1239644796, -0.1806672227,
+         -0.2179453405, 0.1935743027, -0.2446028341, -0.3215975419, -0.4675767577, 0.0810407977],
+        [4, 0.8508049673, 0.0620787055, 0, 0, 0, 0.3457293032, 0.3284229742, 0.1239644796, -0.1806672227,
+         -0.2179453405, 0.1935743027, -0.2446028341, -0.3215975419, -0.4675767577, 0.0810407977],
+        238.78962230894055),
+    "pusher_valSet": (
+        [3, 0.7990631226, 0.1876663245, 0, 0, 0, 0.4129105393, 0.4795061736, 0.1621220550, -0.0124019581,
+         0.0461624534, -0.4203818954, -0.3884362846, 0.1616896598, -0.6220221785, -0.1013118021],
+        [1, 0.8595585916, -0.0403182521, 0, 0, 0, 0.3933636237, 0.2032724929, 0.1860597965, -0.0981699181,
+         -0.1219608682, -0.3140665004, -0.1945332754, -0.1959406440, -0.4407480001, 0.4796916473],
+        238.56405271295645),
+}
+AUTHORS_KEY = {"wheeled_nav": "wheeled", "ant_goal_ring": "ant", "block_push": "pusher"}
+
+
+def _authors_file():
+    with np.load(model_assets.data_path(maesn.AUTHORS_GOALS_FILE), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_authors_goal_file_holds_their_numbers():
+    data = _authors_file()
+    assert set(data) == {*AUTHORS_ROWS, "provenance"}
+    provenance = str(data["provenance"])
+    assert "russellmendonca/maesn_suite @ e9444915ef6bb8194bb3228b1c53c1f249305933" in provenance
+    for key, (first, last, total) in AUTHORS_ROWS.items():
+        rows = data[key]
+        assert rows.dtype == np.float64 and rows.shape == (100, 16 if key.startswith("pusher") else 2)
+        assert f"maesn/rllab/envs/goals/{key}.pkl" in provenance
+        np.testing.assert_allclose(rows[0], first, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(rows[-1], last, rtol=0, atol=1e-9)
+        assert float(rows.sum()) == pytest.approx(total, rel=1e-13)
+        assert len(np.unique(rows, axis=0)) == 100
+    for name in ("wheeled", "ant"):  # generate_goals: radius 2, theta in [0, pi)
+        for split in ("trainSet", "valSet"):
+            goals = data[f"{name}_{split}"]
+            np.testing.assert_allclose(np.linalg.norm(goals, axis=1), 2.0, rtol=1e-12)
+            assert (goals[:, 1] >= 0).all()
+    for split in ("trainSet", "valSet"):  # save_goal_samples: the wrist starts at 0
+        np.testing.assert_array_equal(data[f"pusher_{split}"][:, 3:6], 0.0)
+
+
+def test_block_offsets_are_the_pushers_bodies():
+    model = _make("block_push")[0].physics.model
+    ids = [int(model.body(body).id) for body in maesn.BLOCK_BODIES]
+    np.testing.assert_array_equal(model.body_pos[ids, :2], maesn.BLOCK_OFFSETS)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_task_sets_are_the_authors_numbers(name):
+    """train = the authors' trainSet, held-out = their valSet, in their order; default and sparse
+    variants alike; ``train_tasks`` / ``test_tasks`` keep the first rows."""
+    data = _authors_file()
+    train_rows, test_rows = (data[f"{AUTHORS_KEY[name]}_{s}"] for s in ("trainSet", "valSet"))
+    for variant in ("default", "sparse"):
+        _, dist = _make(name, variant)
+        assert dist.params.task_set == "authors"
+        banks = (dist.fixed_split.train, dist.held_out)
+        for bank, rows in zip(banks, (train_rows, test_rows), strict=True):
+            tasks = jax.tree_util.tree_map(np.asarray, bank.tasks)
+            assert bank.size == 100
+            if name == "block_push":
+                assert isinstance(tasks, PushTask)
+                assert tasks.block.dtype == np.int32 and tasks.goal.dtype == np.float32 and tasks.blocks.dtype == np.float32
+                assert tasks.block.shape == (100,) and tasks.goal.shape == (100, 2) and tasks.blocks.shape == (100, 5, 2)
+                np.testing.assert_array_equal(tasks.block, rows[:, 0])
+                np.testing.assert_array_equal(tasks.goal, rows[:, 1:3].astype(np.float32))
+                world = maesn.BLOCK_OFFSETS + rows[:, 6:].reshape(100, 5, 2)
+                np.testing.assert_array_equal(tasks.blocks, world.astype(np.float32))
+            else:
+                assert isinstance(tasks, GoalTask) and tasks.goal.dtype == np.float32 and tasks.goal.shape == (100, 2)
+                np.testing.assert_array_equal(tasks.goal, rows.astype(np.float32))
+        # The authors' sets are disjoint: no task appears in both (exact comparison; ant train 82 and
+        # validation 28 are only ~9e-7 apart in L1, which is still two different goals).
+        train, test = (np.concatenate([np.asarray(x, np.float64).reshape(100, -1)
+                                       for x in jax.tree_util.tree_leaves(b.tasks)], axis=1) for b in banks)
+        assert not (train[:, None] == test[None]).all(-1).any()
+    first = {"wheeled_nav": [-0.478365, 1.941949], "ant_goal_ring": [-1.238030, 1.570759],
+             "block_push": [0.828954, -0.392261]}[name]
+    np.testing.assert_allclose(np.asarray(dist.fixed_split.train.tasks.goal[0]), first, atol=1e-6)
+    _, short = jmeta.make(name, physics="mujoco", train_tasks=10, test_tasks=30)
+    for bank, full in ((short.fixed_split.train, dist.fixed_split.train), (short.held_out, dist.held_out)):
+        size = bank.size
+        head = jax.tree_util.tree_map(lambda x, n=size: np.asarray(x)[:n], full.tasks)
+        jax.tree_util.tree_map(np.testing.assert_array_equal, jax.tree_util.tree_map(np.asarray, bank.tasks), head)
+    assert (short.fixed_split.train.size, short.held_out.size) == (10, 30)
+
+
+def test_seeded_task_sets_remain_available():
+    for name in ("wheeled_nav", "ant_goal_ring", "block_push"):
+        _, seeded = _make(name, task_set="seeded")
+        _, authors = _make(name)
+        assert seeded.fixed_split.train.size == 100 and seeded.held_out.size == 100
+        assert not np.allclose(np.asarray(seeded.fixed_split.train.tasks.goal), np.asarray(authors.fixed_split.train.tasks.goal))
+    _, small = _make("wheeled_nav", task_set="seeded", train_tasks=40, test_tasks=7, goal_radius=1.5)
+    goals = np.asarray(small.fixed_split.train.tasks.goal)
+    assert goals.shape == (40, 2) and small.held_out.size == 7
+    np.testing.assert_allclose(np.linalg.norm(goals, axis=1), 1.5, atol=1e-5)
+
+
+@pytest.mark.parametrize("task_set", maesn.TASK_SETS)
+def test_semicircle_goal_sets_fixed_and_disjoint(task_set):
     for name in ("wheeled_nav", "ant_goal_ring"):
-        _, dist = _make(name)
+        _, dist = _make(name, task_set=task_set)
         train, test = (np.asarray(b.tasks.goal) for b in (dist.fixed_split.train, dist.held_out))
         assert train.shape == (100, 2) and test.shape == (100, 2)
         for goals in (train, test):
@@ -263,24 +382,25 @@ def test_semicircle_goal_sets_fixed_and_disjoint():
             angles = np.arctan2(goals[:, 1], goals[:, 0])
             assert angles.min() >= -1e-6 and angles.max() <= np.pi + 1e-6
             assert angles.min() < 0.2 and angles.max() > np.pi - 0.2  # covers the semicircle
-        assert not (np.abs(train[:, None] - test[None]).sum(-1) < 1e-6).any()  # disjoint
+        assert not (train[:, None] == test[None]).all(-1).any()  # disjoint
         # Fixed: a fresh build gives the same sets; sample draws from the split's set.
-        _, again = jmeta.make(name, physics="mujoco", reward="sparse")
+        _, again = jmeta.make(name, physics="mujoco", reward="sparse", task_set=task_set)
         np.testing.assert_array_equal(np.asarray(again.fixed_split.train.tasks.goal), train)
         drawn = np.asarray(jax.vmap(dist.sample)(jax.random.split(jax.random.key(0), 32)).goal)
         assert (np.abs(drawn[:, None] - train[None]).sum(-1) < 1e-7).any(axis=1).all()
-        _, test_dist = _make(name, "sparse")
+        _, test_dist = _make(name, "sparse", task_set=task_set)
         drawn = np.asarray(jax.jit(test_dist.sample)(jax.random.key(3)).goal)
         assert (np.abs(drawn - test).sum(-1) < 1e-7).any()
         held = evaluation_bank(dist, 30)  # the meta-test protocol uses the held-out goals
         np.testing.assert_array_equal(np.asarray(held.tasks.goal), test[:30])
-    wheeled = np.asarray(_make("wheeled_nav")[1].fixed_split.train.tasks.goal)
-    ant = np.asarray(_make("ant_goal_ring")[1].fixed_split.train.tasks.goal)
+    wheeled = np.asarray(_make("wheeled_nav", task_set=task_set)[1].fixed_split.train.tasks.goal)
+    ant = np.asarray(_make("ant_goal_ring", task_set=task_set)[1].fixed_split.train.tasks.goal)
     assert not np.allclose(wheeled, ant)
 
 
-def test_block_push_task_sets():
-    _, dist = _make("block_push")
+@pytest.mark.parametrize("task_set", maesn.TASK_SETS)
+def test_block_push_task_sets(task_set):
+    _, dist = _make("block_push", task_set=task_set)
     banks = (dist.fixed_split.train, dist.held_out)
     lanes_low = -0.5 + 0.2 * np.arange(5)
     for bank in banks:
@@ -304,6 +424,8 @@ def test_block_push_task_sets():
         assert (tasks.goal[:, 1] <= lanes_low[own] + 0.2 + 1e-6).all()
     train, test = (np.asarray(b.tasks.goal) for b in banks)
     assert not (np.abs(train[:, None] - test[None]).sum(-1) < 1e-6).any()
+    train_layouts, test_layouts = (np.unique(np.asarray(b.tasks.blocks).reshape(100, -1), axis=0) for b in banks)
+    assert not (train_layouts[:, None] == test_layouts[None]).all(-1).any()  # no layout in both sets
     assert evaluation_bank(dist, 30).size == 30
 
 

@@ -1,5 +1,5 @@
-"""Packaging: every env has a card, the MJCF models resolve and ship in the wheel, the CPU XLA flags
-are appended safely."""
+"""Packaging: every env has a card, the MJCF models and task-set data resolve and ship in the wheel,
+the CPU XLA flags are appended safely."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from jmeta._xla_flags import CPU_SAFE_FLAGS, configure_cpu_flags
 from jmeta.envs.mujoco import locomotion, maesn
-from jmeta.envs.mujoco.assets import MODELS_DIR, model_path
+from jmeta.envs.mujoco.assets import DATA_DIR, MODELS_DIR, data_path, model_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,6 +40,9 @@ def test_models_resolve_inside_the_package():
         assert os.path.isfile(path) and os.path.dirname(path) == MODELS_DIR
     with pytest.raises(FileNotFoundError, match="available: .*ant.xml"):
         model_path("nope.xml")
+    assert os.path.dirname(data_path(maesn.AUTHORS_GOALS_FILE)) == DATA_DIR
+    with pytest.raises(FileNotFoundError, match="available: .*maesn_goals.npz"):
+        data_path("nope.npz")
 
 
 def test_wheel_ships_env_models(tmp_path):
@@ -52,6 +55,7 @@ def test_wheel_ships_env_models(tmp_path):
     names = zipfile.ZipFile(tmp_path / wheel).namelist()
     for name in MODELS:
         assert f"jmeta/envs/mujoco/models/{name}" in names
+    assert f"jmeta/envs/mujoco/data/{maesn.AUTHORS_GOALS_FILE}" in names  # MAESN's task sets
     assert "jmeta/train.py" in names and "jmeta/algos/maml.py" in names
     for module in ("envs/toy/point_nav", "envs/mujoco/physics", "envs/pixel/render", "envs/pixel/font",
                    "envs/pixel/maze_layouts", "baselines/toy", "baselines/maze", "baselines/visual_nav"):

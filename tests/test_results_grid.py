@@ -145,7 +145,7 @@ def test_only_missing_runs_are_started_and_cached_ones_are_reused(tmp_path, monk
     cached.write_text(json.dumps(_record(0, [1.0, 2.0])))
     started = []
 
-    def fake_run_one(algo, env, seed, stem, logdir, extra):
+    def fake_run_one(algo, env, seed, stem, logdir, extra, label=None):
         started.append((algo, seed, extra))
         return {**_record(seed, [0.0, 1.0]), "algo": algo, "run_dir": "x", "config": {}}
 

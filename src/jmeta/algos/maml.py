@@ -31,7 +31,34 @@ TINY = MAMLConfig(episodes_per_task=3, hidden_sizes=(16,), eval_adapt_steps=1, e
 CHEETAH_CPU_RUN: dict = {"meta_iters": 300, "meta_batch_size": 20, "env_horizon": 100, "action_scale": 10.0,
                          "eval_every": 50, "checkpoint_every": 50}
 
+def _fig5_run(meta_iters: int) -> dict:
+    """The run settings of the MAML paper's MuJoCo protocol (Fig. 5): 40 tasks per meta-batch, actions
+    in [-1, 1] mapped onto the motor box (rllab's ``normalize``), 40 held-out tasks; checkpoints every 5
+    iterations so that background runs resume with little lost."""
+    return {"meta_iters": meta_iters, "meta_batch_size": 40, "action_scale": 1.0, "eval_every": 25,
+            "checkpoint_every": 5, "chunk_size": 5, "eval_tasks": 40}
+
+
+#: The MAML paper's policy and inner loop (cbfinn/maml_rl, Fig. 5): ReLU (100, 100), 20 episodes per
+#: task at H 200 (the variant's horizon), fast lr 0.1, one inner step, TRPO step 0.01 (the defaults).
+_FIG5_ALGO: dict = {"episodes_per_task": 20, "inner_lr": 0.1, "hidden_sizes": (100, 100), "activation": "relu",
+                    "eval_episodes_per_task": 20, "eval_adapt_steps": 3}
+
 PRESETS: dict[str, Preset] = {
+    "cheetah_vel:maml_rllab": Preset(
+        run=_fig5_run(240),
+        algo=_FIG5_ALGO,
+        source="cbfinn/maml_rl, MAML ICML 2017 Fig. 5 (cheetah velocity): ReLU (100, 100), linear feature "
+               "baseline, fast lr 0.1, TRPO step 0.01, 40 tasks x 20 episodes x H 200 per phase; 240 "
+               "iterations = 77M env steps (the raw data's about 76M); 40 held-out velocities, 0-3 steps",
+    ),
+    "cheetah_dir:maml_rllab": Preset(
+        run=_fig5_run(100),
+        algo=_FIG5_ALGO,
+        source="cbfinn/maml_rl, MAML ICML 2017 Fig. 5 (cheetah forward/back): ReLU (100, 100), linear "
+               "feature baseline, fast lr 0.1, TRPO step 0.01, 40 tasks x 20 episodes x H 200 per phase; "
+               "100 iterations = 32M env steps (the raw data's about 32M); 40 held-out tasks, 0-3 steps",
+    ),
     "point_nav": Preset(
         run={"meta_iters": 100, "meta_batch_size": 20, "eval_every": 25, "checkpoint_every": 25},
         algo={"episodes_per_task": 20, "inner_lr": 0.1, "hidden_sizes": (100, 100)},

@@ -7,6 +7,23 @@ validation tasks. Here both choices are fields of the params dataclass, selectab
 from the chosen split; its ``held_out`` is always the test set, so
 :func:`jmeta.tasks.evaluation_bank` evaluates on held-out tasks.
 
+The task sets are the authors' own numbers by default (``task_set="authors"``): the package data
+file ``data/maesn_goals.npz`` holds, unchanged (float64), the six arrays MAESN pickled in
+russellmendonca/maesn_suite at commit e9444915ef6bb8194bb3228b1c53c1f249305933,
+``maesn/rllab/envs/goals/<key>.pkl`` (the file's ``provenance`` entry names each pickle's git blob):
+
+* ``wheeled_trainSet`` / ``wheeled_valSet``: float64[100, 2] goals (x, y), read by ``WheeledEnv``
+  with ``train=True`` (meta-training) / ``train=False`` (meta-test).
+* ``ant_trainSet`` / ``ant_valSet``: float64[100, 2] goals, read likewise by ``AntEnvRandGoalRing``.
+* ``pusher_trainSet`` / ``pusher_valSet``: float64[100, 16] rows ``[block, goal x, goal y, start
+  qpos (13)]``, read likewise by ``PusherEnv``; the start qpos is the wrist (3, all 0) and each
+  block's slide offsets (x, y) from its body position (``BLOCK_OFFSETS``), 20 layouts x 5 blocks.
+
+jmeta's train set is the ``trainSet`` file, its test (held-out) set the ``valSet`` file, each in the
+authors' row order (``train_tasks`` / ``test_tasks`` keep the first rows; MAESN's meta-test uses
+validation tasks 0-29). ``task_set="seeded"`` instead draws fresh sets of the same distributions
+from ``task_set_seed`` (:func:`semicircle_goals`, :func:`push_layout`).
+
 * ``wheeled_nav``: a two-wheeled robot (``models/wheeled.xml``) drives to a goal on the upper
   semicircle of radius 2. Task :class:`GoalTask`.
 * ``ant_goal_ring``: the low-gear ant (``models/ant_low_gear.xml``, gear 30) walks its centre of mass
@@ -41,6 +58,7 @@ from flax import struct
 
 from jmeta.envs.base import EnvSpec, StepOut
 from jmeta.envs.mujoco import physics as phys
+from jmeta.envs.mujoco.assets import data_path
 from jmeta.envs.mujoco.common import TORSO, MujocoState, unhealthy
 from jmeta.envs.registry import EnvEntry, register
 from jmeta.errors import ConfigError
@@ -49,8 +67,17 @@ from jmeta.tasks import FixedSplit, TaskBank, TaskDistributionBase
 
 REWARDS = ("dense", "sparse")
 SPLITS = ("train", "test")
+TASK_SETS = ("authors", "seeded")
+#: The authors' task sets (package data, see the module docstring) and their size per file.
+AUTHORS_GOALS_FILE = "maesn_goals.npz"
+AUTHORS_TASKS = 100
+#: The key prefix of each family's arrays in :data:`AUTHORS_GOALS_FILE` (MAESN's pickle names).
+AUTHORS_KEYS = {"wheeled_nav": "wheeled", "ant_goal_ring": "ant", "block_push": "pusher"}
 NUM_BLOCKS = 5
 BLOCK_BODIES = tuple(f"obj{k + 1}" for k in range(NUM_BLOCKS))
+#: float64[5, 2], the body offsets (x, y) of obj1..obj5 in pusher.xml (MAESN's pusher_env.xml): a
+#: block's world xy is its offset plus its slide qpos (MAESN stores the slide qpos in its task rows).
+BLOCK_OFFSETS = np.array([[0.2, 0.0], [0.4, 0.0], [0.6, 0.0], [0.8, 0.0], [1.0, 0.0]])
 #: block_push layouts (MAESN ``save_goal_samples``): lane i spans y in [-0.5 + 0.2 i, -0.3 + 0.2 i];
 #: blocks start at x in [0.35, 0.65], goals lie at x in [0.75, 0.95] in their block's lane.
 LANE_LOW, LANE_WIDTH = -0.5, 0.2
@@ -69,6 +96,7 @@ __all__ = [
     "PushTask",
     "WheeledNav",
     "WheeledNavParams",
+    "authors_task_set",
     "push_layout",
     "semicircle_goals",
     "sparse_goal_term",
@@ -117,8 +145,11 @@ class MaesnParams:
     task set ``sample`` draws from (``held_out`` is always the test set).
     sparse_radius: the sparse reward equals the dense one while the distance to the goal is
       ``<= sparse_radius``; beyond it the goal term is its value at the origin.
-    train_tasks / test_tasks / task_set_seed: sizes of the two fixed task sets and the seed they
-      are drawn from (disjoint draws from one key).
+    task_set: "authors" (default): the train and test sets are MAESN's own ``trainSet`` /
+      ``valSet`` numbers (module docstring), of which ``train_tasks`` / ``test_tasks`` keep the
+      first rows (at most 100 each; ``task_set_seed`` and ``goal_radius`` are not used).
+      "seeded": two disjoint fresh draws of ``train_tasks`` / ``test_tasks`` tasks from
+      ``jax.random.key(task_set_seed)`` (fold_in 0 / 1).
     physics: "auto" | "mjx" | "mujoco". frame_skip: physics steps per env step (MAESN: 1).
     mjx_iterations / mjx_ls_iterations: MJX solver overrides (0 keeps the MJCF's). 4 / 8 is
       measured to match the MJCF's settings to float32 noise on all three models at about 2x the
@@ -135,6 +166,7 @@ class MaesnParams:
     reward: str = "dense"
     split: str = "train"
     sparse_radius: float = 0.8
+    task_set: str = "authors"
     train_tasks: int = 100
     test_tasks: int = 100
     task_set_seed: int = 0
@@ -153,10 +185,24 @@ class MaesnParams:
             raise bad("reward", self.reward, REWARDS)
         if self.split not in SPLITS:
             raise bad("split", self.split, SPLITS)
+        if self.task_set not in TASK_SETS:
+            raise bad("task_set", self.task_set, TASK_SETS)
         if self.frame_skip < 1 or self.episodes_per_trial < 1:
             raise ConfigError(f"{name}.frame_skip and {name}.episodes_per_trial must be >= 1")
         if self.train_tasks < 1 or self.test_tasks < 1:
             raise ConfigError(f"{name}.train_tasks and {name}.test_tasks must be >= 1")
+        if self.task_set == "authors":
+            if self.train_tasks > AUTHORS_TASKS or self.test_tasks > AUTHORS_TASKS:
+                raise ConfigError(
+                    f"{name}.train_tasks and {name}.test_tasks must be <= {AUTHORS_TASKS} with "
+                    f"task_set='authors' (MAESN's files hold {AUTHORS_TASKS} tasks each); "
+                    f"got {self.train_tasks} and {self.test_tasks}; use task_set='seeded' for more"
+                )
+            radius = getattr(self, "goal_radius", None)
+            if radius is not None and radius != 2.0:
+                raise ConfigError(
+                    f"{name}.goal_radius={radius!r} needs task_set='seeded' (the authors' goals lie at radius 2)"
+                )
         if self.sparse_radius < 0 or self.qpos_noise < 0 or self.qvel_noise < 0:
             raise ConfigError(f"{name}.sparse_radius, qpos_noise and qvel_noise must be >= 0")
         if self.mjx_iterations < 0 or self.mjx_ls_iterations < 0:
@@ -191,8 +237,9 @@ class AntGoalRingParams(MaesnParams):
 
 @dataclasses.dataclass(frozen=True)
 class BlockPushParams(MaesnParams):
-    """block_push: reward -distance_weight ||block - g||; tasks come in layouts of 5 (one per
-    block), so train_tasks and test_tasks must be multiples of 5. No reset noise (MAESN)."""
+    """block_push: reward -distance_weight ||block - g||. Seeded tasks come in layouts of 5 (one
+    per block), so with task_set="seeded" train_tasks and test_tasks must be multiples of 5. No
+    reset noise (MAESN)."""
 
     horizon: int = 100
     sparse_radius: float = 0.2
@@ -203,10 +250,10 @@ class BlockPushParams(MaesnParams):
 
     def validate(self, name: str) -> None:
         super().validate(name)
-        if self.train_tasks % NUM_BLOCKS or self.test_tasks % NUM_BLOCKS:
+        if self.task_set == "seeded" and (self.train_tasks % NUM_BLOCKS or self.test_tasks % NUM_BLOCKS):
             raise ConfigError(
-                f"{name}.train_tasks and {name}.test_tasks must be multiples of {NUM_BLOCKS} "
-                "(one task per block of each layout)"
+                f"{name}.train_tasks and {name}.test_tasks must be multiples of {NUM_BLOCKS} with "
+                "task_set='seeded' (one task per block of each layout)"
             )
 
 
@@ -229,7 +276,7 @@ def _f32_info(**terms: jax.Array) -> dict[str, jax.Array]:
 class _MaesnEnv(abc.ABC):
     """Shared shell: physics, spec, reset/step; subclasses define obs, reward and the start state."""
 
-    VERSION = "1"
+    VERSION = "2"  # 2: the authors' goal sets, the ant's contacts at reset
     XML = ""
     CONTACT_FORCES = False
     READS_POSES = False  # keep body poses in the state (else they are never computed under jit)
@@ -287,7 +334,8 @@ class _MaesnEnv(abc.ABC):
 
     def reset(self, key: jax.Array, task) -> tuple[jax.Array, MaesnState]:
         """rllab's ``reset_mujoco``: qpos + qpos_noise N(0,1), qvel = qvel_noise N(0,1), then forward.
-        Returns (obs float32[obs_dim], state); contact forces read 0 at reset."""
+        Returns (obs float32[obs_dim], state). With contact forces (the ant) they are those of a forward pass at
+        the reset state, as MuJoCo 1.31's forward pass computed them (``Physics.reset_view``)."""
         p = self.params
         k_pos, k_vel = jax.random.split(key)
         nq, nv = self.physics.nq, self.physics.nv
@@ -463,25 +511,67 @@ class BlockPush(_MaesnEnv):
 class MaesnTaskDistribution(TaskDistributionBase):
     """Draws uniformly from the fixed train or test set (``params.split``).
 
-    ``fixed_split``: the two fixed, disjoint sets (sizes ``train_tasks`` / ``test_tasks``);
-    ``held_out`` (its test set) is what evaluation uses.
+    ``fixed_split``: the two fixed, disjoint sets (sizes ``train_tasks`` / ``test_tasks``): the
+    authors' ``trainSet`` / ``valSet`` numbers, or seeded draws (``params.task_set``);
+    ``held_out`` (its test set) is what evaluation uses. ``family``: "wheeled_nav" |
+    "ant_goal_ring" | "block_push" (which of the authors' files).
     """
 
     params: MaesnParams
+    family: str
 
     def sample(self, key: jax.Array):
         return self.fixed_split.sample(key, self.params.split)
 
     @functools.cached_property
     def fixed_split(self) -> FixedSplit:
-        """Train and test sets from ``jax.random.key(task_set_seed)``, disjoint draws (fold_in 0 / 1),
-        built eagerly (:class:`FixedSplit`)."""
+        """``task_set="authors"``: the first ``train_tasks`` rows of the authors' ``trainSet`` and
+        the first ``test_tasks`` rows of their ``valSet``. ``"seeded"``: train and test sets from
+        ``jax.random.key(task_set_seed)``, disjoint draws (fold_in 0 / 1). Built eagerly
+        (:class:`FixedSplit`)."""
         p = self.params
+        if p.task_set == "authors":
+            train = authors_task_set(self.family, "train")
+            test = authors_task_set(self.family, "test")
+            with jax.ensure_compile_time_eval():
+                return FixedSplit(
+                    TaskBank(jax.tree_util.tree_map(lambda x: jnp.asarray(x[: p.train_tasks]), train)),
+                    TaskBank(jax.tree_util.tree_map(lambda x: jnp.asarray(x[: p.test_tasks]), test)),
+                )
         return FixedSplit.from_seed_disjoint(functools.partial(_task_set, p), p.task_set_seed, p.train_tasks, p.test_tasks)
 
     @property
     def held_out(self) -> TaskBank:
         return self.fixed_split.held_out
+
+
+@functools.cache
+def _authors_arrays() -> dict[str, np.ndarray]:
+    with np.load(data_path(AUTHORS_GOALS_FILE), allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def authors_task_set(family: str, split: str) -> GoalTask | PushTask:
+    """The authors' task set of ``family`` as numpy task leaves (leading axis 100, their row order):
+    ``split="train"`` -> ``<key>_trainSet``, ``"test"`` -> ``<key>_valSet`` (MAESN's validation set).
+
+    wheeled_nav / ant_goal_ring: ``GoalTask(goal=float32[100, 2])``. block_push: each row ``[block,
+    goal x, goal y, qpos (13)]`` becomes ``PushTask(block=int32[100], goal=float32[100, 2],
+    blocks=float32[100, 5, 2])`` with ``blocks`` the world xy ``BLOCK_OFFSETS + qpos[3:]`` (in float64,
+    then rounded once to float32).
+    """
+    if family not in AUTHORS_KEYS:
+        raise ConfigError(f"family={family!r} is invalid; valid values are: {', '.join(AUTHORS_KEYS)}")
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r} is invalid; valid values are: {', '.join(SPLITS)}")
+    rows = _authors_arrays()[f"{AUTHORS_KEYS[family]}_{'trainSet' if split == 'train' else 'valSet'}"]
+    if family != "block_push":
+        return GoalTask(goal=rows.astype(np.float32))
+    block = rows[:, 0].astype(np.int32)
+    if not (np.array_equal(block, rows[:, 0]) and block.min() >= 0 and block.max() < NUM_BLOCKS):
+        raise ConfigError(f"{AUTHORS_GOALS_FILE}: block_push rows must start with a block index 0..{NUM_BLOCKS - 1}")
+    blocks = BLOCK_OFFSETS + rows[:, 6:].reshape(-1, NUM_BLOCKS, 2)
+    return PushTask(block=block, goal=rows[:, 1:3].astype(np.float32), blocks=blocks.astype(np.float32))
 
 
 def semicircle_goals(key: jax.Array, num: int, radius: float) -> GoalTask:
@@ -545,17 +635,22 @@ VARIANTS: dict[str, dict[str, MaesnParams]] = {
 _MAESN = "russellmendonca/maesn_suite maesn/"
 SOURCES: dict[str, dict[str, str]] = {
     "wheeled_nav": {
-        "default": _MAESN + "rllab/envs/mujoco/wheeled_robot.py (WheeledEnv, train) + vendor/mujoco_models/wheeled.xml",
-        "sparse": _MAESN + "rllab/envs/mujoco/wheeled_robot.py (WheeledEnv, sparse, validation goals)",
+        "default": _MAESN + "rllab/envs/mujoco/wheeled_robot.py (WheeledEnv, train) + vendor/mujoco_models/wheeled.xml"
+        " + rllab/envs/goals/wheeled_trainSet.pkl",
+        "sparse": _MAESN + "rllab/envs/mujoco/wheeled_robot.py (WheeledEnv, sparse, validation goals)"
+        " + rllab/envs/goals/wheeled_valSet.pkl",
     },
     "ant_goal_ring": {
         "default": _MAESN + "rllab/envs/mujoco/ant_env_rand_goal_ring.py (AntEnvRandGoalRing, train) "
-        "+ vendor/mujoco_models/low_gear_ratio_ant.xml",
-        "sparse": _MAESN + "rllab/envs/mujoco/ant_env_rand_goal_ring.py (sparse, validation goals)",
+        "+ vendor/mujoco_models/low_gear_ratio_ant.xml + rllab/envs/goals/ant_trainSet.pkl",
+        "sparse": _MAESN + "rllab/envs/mujoco/ant_env_rand_goal_ring.py (sparse, validation goals)"
+        " + rllab/envs/goals/ant_valSet.pkl",
     },
     "block_push": {
-        "default": _MAESN + "rllab/envs/mujoco/pusher.py (PusherEnv, train) + vendor/mujoco_models/pusher_env.xml",
-        "sparse": _MAESN + "rllab/envs/mujoco/pusher.py (PusherEnv, sparse, validation tasks)",
+        "default": _MAESN + "rllab/envs/mujoco/pusher.py (PusherEnv, train) + vendor/mujoco_models/pusher_env.xml"
+        " + rllab/envs/goals/pusher_trainSet.pkl",
+        "sparse": _MAESN + "rllab/envs/mujoco/pusher.py (PusherEnv, sparse, validation tasks)"
+        " + rllab/envs/goals/pusher_valSet.pkl",
     },
 }
 
@@ -570,7 +665,7 @@ ENV_CLASSES = {"wheeled_nav": WheeledNav, "ant_goal_ring": AntGoalRing, "block_p
 
 def build(name: str, params: MaesnParams, variant: str):
     """Registry builder: (env, task distribution) of family ``name``."""
-    return ENV_CLASSES[name](name, params, variant, SOURCES[name]), MaesnTaskDistribution(params)
+    return ENV_CLASSES[name](name, params, variant, SOURCES[name]), MaesnTaskDistribution(params, name)
 
 
 for _family, _variants in VARIANTS.items():

@@ -148,6 +148,17 @@ class Physics(abc.ABC):
         """Rows of ``PhysicsOut.exact``: the size of the float64 state the path carries (0: none)."""
         return 0
 
+    def exact_qpos(self, exact: jax.Array, index: int) -> jax.Array | None:
+        """uint32[2]: the float64 encoding of ``qpos[index]`` in the carried state, or None where the
+        path carries none (MJX)."""
+        return exact[index] if exact.shape[-2] else None
+
+    def exact_body_position(self, exact: jax.Array) -> jax.Array | None:
+        """uint32[3, 2]: the float64 position of the carried body (``carry_body``) as ``mjData.xpos``
+        holds it after the step, or None where the path carries none."""
+        del exact
+        return None
+
     def exact_state(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
         """uint32[nexact, 2]: the carried state after a reset at (qpos, qvel); empty where none is carried."""
         del qpos, qvel
@@ -178,17 +189,30 @@ class Physics(abc.ABC):
     def reset_view(self, qpos: jax.Array, qvel: jax.Array) -> PhysicsOut:
         """What ``mjData`` shows after ``mj_resetData`` + setting qpos/qvel + ``mj_forward``.
 
-        Contact forces read zero there (``mj_forward`` does not run ``mj_rnePostConstraint``).
+        Contact forces: gym-style envs (``fresh_view=False``) read zero there, since current MuJoCo's
+        ``mj_forward`` does not run ``mj_rnePostConstraint``. rllab (``fresh_view=True``) ran MuJoCo
+        1.31, whose forward pass computed them, so an rllab ant standing on its feet observes its
+        ground contacts from the first step: with ``fresh_view`` they are the forces of a forward
+        pass at the reset state (:meth:`reset_contact_forces`).
         """
         xpos, xmat = self.body_poses(qpos)
+        if self.fresh_view and self.contact_forces:
+            cfrc = self.reset_contact_forces(qpos, qvel)
+        else:
+            cfrc = jnp.zeros((self.ncfrc, 6), jnp.float32)
         return PhysicsOut(
             qpos=qpos.astype(jnp.float32),
             qvel=qvel.astype(jnp.float32),
             xpos=xpos,
             xmat=xmat,
-            cfrc_ext=jnp.zeros((self.ncfrc, 6), jnp.float32),
+            cfrc_ext=cfrc,
             exact=self.exact_state(qpos, qvel),
         )
+
+    @abc.abstractmethod
+    def reset_contact_forces(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
+        """float32[nbody, 6]: ``cfrc_ext`` after ``mj_forward`` + ``mj_rnePostConstraint`` at the state
+        (qpos, qvel) with a zero solver warm start (a freshly reset ``mjData``)."""
 
     @abc.abstractmethod
     def step(self, qpos: jax.Array, qvel: jax.Array, ctrl: jax.Array, exact: jax.Array | None = None) -> PhysicsOut:
@@ -224,6 +248,37 @@ def float64_bits(x: jax.Array) -> jax.Array:
     high = (sign << 31) | (exp64 << 20) | (man >> 3)
     low = (man & 0x7) << 29
     return jnp.stack([low, high], axis=-1).astype(jnp.uint32)
+
+
+def float64_split(bits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """uint32[..., 2] (float64 encodings, as :func:`float64_bits` writes them) -> (hi, lo) float32[...]
+    with hi + lo equal to the float64 value within 2^-47 of it: hi is the value with its mantissa cut to
+    float32's 24 bits (exact), lo the remaining 29 bits (rounded to 24).
+
+    Pure JAX without x64, so that differences of nearby positions keep float64's precision:
+    ``(hi_a - hi_b) + (lo_a - lo_b)`` (the first difference is exact for values within a factor of 2).
+    Zeros and float64 subnormals give (±0, 0); magnitudes beyond float32's range give ±inf.
+    """
+    low, high = bits[..., 0].astype(jnp.uint32), bits[..., 1].astype(jnp.uint32)
+    negative = (high >> 31) == 1
+    exponent = ((high >> 20) & 0x7FF).astype(jnp.int32)
+    top23 = ((high & 0xFFFFF) << 3) | (low >> 29)
+    rest29 = low & 0x1FFFFFFF
+    mantissa24 = (top23 | (1 << 23)).astype(jnp.float32)  # 1.m as a 24-bit integer: exact in float32
+    hi = jnp.ldexp(mantissa24, exponent - (1023 + 23))
+    lo = jnp.ldexp(rest29.astype(jnp.float32), exponent - (1023 + 52))
+    is_zero = exponent == 0
+    hi = jnp.where(is_zero, 0.0, hi)
+    lo = jnp.where(is_zero | jnp.isinf(hi), 0.0, lo)
+    return jnp.where(negative, -hi, hi), jnp.where(negative, -lo, lo)
+
+
+def exact_difference(before: jax.Array, after: jax.Array) -> jax.Array:
+    """float32[...]: ``after - before`` of float64 values given as uint32[..., 2] encodings, computed
+    in float64's precision (:func:`float64_split`) and rounded once to float32."""
+    hi_a, lo_a = float64_split(after)
+    hi_b, lo_b = float64_split(before)
+    return (hi_a - hi_b) + (lo_a - lo_b)
 
 
 def _mjx():
@@ -294,6 +349,13 @@ class MjxPhysics(Physics):
         )
 
 
+    def reset_contact_forces(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
+        mjx = _mjx()
+        data = mjx.make_data(self.mjx_model).replace(qpos=qpos, qvel=qvel)
+        data = mjx.forward(self.mjx_model, data)
+        return _mjx_cfrc_ext(mjx.rne_postconstraint(self.mjx_model, data)).astype(jnp.float32)
+
+
 def _mjx_cfrc_ext(data) -> jax.Array:
     impl = getattr(data, "_impl", None)
     if impl is not None and hasattr(impl, "cfrc_ext"):
@@ -326,22 +388,41 @@ class MujocoPhysics(Physics):
         nthread: int | None = None,
         fresh_view: bool = False,
         body_poses: bool = True,
+        carry_body: int | None = None,
     ):
         super().__init__(model, frame_skip, contact_forces, fresh_view)
+        if carry_body is not None and not body_poses:
+            raise ConfigError("carry_body needs body_poses")
         self.nthread = nthread or max(1, os.cpu_count() or 1)
         self.nposes = model.nbody if body_poses else 0  # rows of xpos / xmat returned (0: not read)
+        self.carry_body = carry_body
         self._state_size = mujoco.mj_stateSize(model, self.STATE_SPEC)
         self._host = _HostEngine(self)
 
     @property
-    def nexact(self) -> int:
+    def state_size(self) -> int:
+        """Rows of the carried MuJoCo state (``mj_stateSize`` of :attr:`STATE_SPEC`), the first rows of ``exact``."""
         return self._state_size
+
+    @property
+    def nexact(self) -> int:
+        """The MuJoCo state, then (with ``carry_body``) that body's float64 ``xpos`` after the step (3 rows)."""
+        return self._state_size + (3 if self.carry_body is not None else 0)
+
+    def exact_body_position(self, exact: jax.Array) -> jax.Array | None:
+        if self.carry_body is None or exact.shape[-2] == 0:
+            return None
+        return exact[..., self._state_size : self._state_size + 3, :]
 
     def exact_state(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
         """The carried state at (qpos, qvel) after a reset: their float64 bits, and zeros for the
-        warm start and actuator state (what ``mj_resetData`` leaves)."""
+        warm start and actuator state (what ``mj_resetData`` leaves); with ``carry_body``, that body's
+        position from forward kinematics in float32 (at reset only, near the origin: within 1e-7)."""
         bits = float64_bits(jnp.concatenate([qpos, qvel]).astype(jnp.float32))
-        return jnp.concatenate([bits, jnp.zeros((self._state_size - bits.shape[0], 2), jnp.uint32)])
+        rows = [bits, jnp.zeros((self._state_size - bits.shape[0], 2), jnp.uint32)]
+        if self.carry_body is not None:
+            rows.append(float64_bits(self.body_poses(qpos.astype(jnp.float32))[0][self.carry_body]))
+        return jnp.concatenate(rows)
 
     def step(self, qpos: jax.Array, qvel: jax.Array, ctrl: jax.Array, exact: jax.Array | None = None) -> PhysicsOut:
         qpos, qvel, ctrl = (jax.lax.stop_gradient(x.astype(jnp.float32)) for x in (qpos, qvel, ctrl))
@@ -360,6 +441,11 @@ class MujocoPhysics(Physics):
             self._host.step, shapes, exact, ctrl, vmap_method="broadcast_all"
         )
         return PhysicsOut(qpos=new_qpos, qvel=new_qvel, xpos=xpos, xmat=xmat, cfrc_ext=cfrc, exact=new_exact)
+
+    def reset_contact_forces(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
+        exact = self.exact_state(jax.lax.stop_gradient(qpos), jax.lax.stop_gradient(qvel))
+        shape = jax.ShapeDtypeStruct((self.nbody, 6), jnp.float32)
+        return jax.pure_callback(self._host.reset_contact_forces, shape, exact, vmap_method="broadcast_all")
 
 
 def _batch_module():
@@ -414,14 +500,17 @@ class _HostEngine:
         # can deadlock the runtime that waits for it
         exact, ctrl = np.asarray(exact), np.asarray(ctrl)
         batch_shape = ctrl.shape[:-1]
-        state = np.ascontiguousarray(exact.reshape(-1, p.nexact, 2), "<u4").view("<f8")[..., 0]
+        carried = np.ascontiguousarray(exact.reshape(-1, p.nexact, 2), "<u4").view("<f8")[..., 0]
+        state = np.ascontiguousarray(carried[:, : p.state_size])
         controls = ctrl.astype(np.float64).reshape(-1, p.nu)
         with self._lock:
             self._ensure()
             if self.uses_batch:
-                out_state, xpos, xmat, cfrc = self._step_batch(state, controls)
+                out_state, xpos, xmat, cfrc, body = self._step_batch(state, controls)
             else:
-                out_state, xpos, xmat, cfrc = self._step_threads(state, controls)
+                out_state, xpos, xmat, cfrc, body = self._step_threads(state, controls)
+        if p.carry_body is not None:
+            out_state = np.ascontiguousarray(np.concatenate([out_state, body], axis=1), "<f8")
         return (
             out_state[:, : p.nq].astype(np.float32).reshape(*batch_shape, p.nq),
             out_state[:, p.nq : p.nq + p.nv].astype(np.float32).reshape(*batch_shape, p.nv),
@@ -430,6 +519,26 @@ class _HostEngine:
             xmat.reshape(*batch_shape, p.nposes, 9),
             cfrc.reshape(*batch_shape, p.ncfrc, 6),
         )
+
+    def reset_contact_forces(self, exact):
+        """exact uint32[..., nexact, 2] (a reset state) -> cfrc_ext float32[..., nbody, 6] after
+        ``mj_forward`` and ``mj_rnePostConstraint`` there (MuJoCo 1.31's forward pass, rllab)."""
+        p = self.p
+        exact = np.asarray(exact)
+        batch_shape = exact.shape[:-2]
+        state = np.ascontiguousarray(exact.reshape(-1, p.nexact, 2), "<u4").view("<f8")[..., 0][:, : p.state_size]
+        state = np.ascontiguousarray(state)
+        out = np.empty((state.shape[0], p.nbody, 6), np.float32)
+        with self._lock:
+            self._ensure()
+            data = self._datas[0] if self._datas else mujoco.MjData(p.model)
+            for i in range(state.shape[0]):
+                mujoco.mj_setState(p.model, data, state[i], p.STATE_SPEC)
+                data.ctrl[:] = 0.0  # a reset's controls (the state spec leaves ctrl as the last step set it)
+                mujoco.mj_forward(p.model, data)
+                mujoco.mj_rnePostConstraint(p.model, data)
+                out[i] = data.cfrc_ext
+        return out.reshape(*batch_shape, p.nbody, 6)
 
     def _batch_for(self, size: int) -> tuple:
         """The cached ``Batch`` of ``size`` simulations, the columns of its state rows that hold the
@@ -450,16 +559,20 @@ class _HostEngine:
         ctrl[:] = controls
         fresh = p.fresh_view and poses is not None  # rllab's forward() after the step, only to read poses
         sim.step(nstep=p.frame_skip, stage=int(mujoco.mjtStage.mjSTAGE_POS if fresh else mujoco.mjtStage.mjSTAGE_NONE))
+        body = None
         if poses is None:
             xpos, xmat = np.empty((size, 0, 3), np.float32), np.empty((size, 0, 9), np.float32)
         else:
             xpos, xmat = poses[0].astype(np.float32), poses[1].astype(np.float32)
-        return np.ascontiguousarray(sim.state[:, columns], "<f8"), xpos, xmat, np.empty((size, 0, 6), np.float32)
+            if p.carry_body is not None:
+                body = np.array(poses[0][:, p.carry_body], np.float64)
+        return np.ascontiguousarray(sim.state[:, columns], "<f8"), xpos, xmat, np.empty((size, 0, 6), np.float32), body
 
     def _step_threads(self, state: np.ndarray, controls: np.ndarray):
         p = self.p
         batch = controls.shape[0]
-        out_state = np.empty((batch, p.nexact), "<f8")
+        out_state = np.empty((batch, p.state_size), "<f8")
+        out_body = np.empty((batch, 3), np.float64)
         out_xpos = np.empty((batch, p.nposes, 3), np.float32)
         out_xmat = np.empty((batch, p.nposes, 9), np.float32)
         out_cfrc = np.empty((batch, p.ncfrc, 6), np.float32)
@@ -479,6 +592,8 @@ class _HostEngine:
                 if p.nposes:
                     out_xpos[i] = data.xpos
                     out_xmat[i] = data.xmat
+                if p.carry_body is not None:
+                    out_body[i] = data.xpos[p.carry_body]
                 mujoco.mj_getState(model, data, out_state[i], spec)
 
         chunk = math.ceil(batch / p.nthread)
@@ -489,7 +604,7 @@ class _HostEngine:
         ]
         for job in jobs:
             job.result()
-        return out_state, out_xpos, out_xmat, out_cfrc
+        return out_state, out_xpos, out_xmat, out_cfrc, out_body
 
 
 def _state_columns(model: mujoco.MjModel, spec: int, within: int) -> np.ndarray:
@@ -515,17 +630,21 @@ def make_physics(
     solver: SolverSettings = SolverSettings(),
     fresh_view: bool = False,
     body_poses: bool = True,
+    carry_body: int | None = None,
 ) -> Physics:
     """Builds the physics path named by ``physics`` ("auto" | "mjx" | "mujoco") for a model.
 
     ``body_poses=False`` (an env that never reads ``xpos`` / ``xmat``) lets the C path skip them:
-    its ``PhysicsOut.xpos`` / ``xmat`` are then float32[0, 3] / [0, 9].
+    its ``PhysicsOut.xpos`` / ``xmat`` are then float32[0, 3] / [0, 9]. ``carry_body``: a body whose
+    float64 position the C path carries in ``exact`` (:meth:`Physics.exact_body_position`), for
+    displacements in float64's precision; MJX (float32 throughout) ignores it.
     """
     path = resolve_physics(physics)
     model = load_model(xml_name)
     if path == "mjx":
         return MjxPhysics(model, frame_skip, contact_forces, solver, fresh_view)
-    return MujocoPhysics(model, frame_skip, contact_forces, fresh_view=fresh_view, body_poses=body_poses)
+    return MujocoPhysics(model, frame_skip, contact_forces, fresh_view=fresh_view, body_poses=body_poses,
+                         carry_body=carry_body)
 
 
 def initial_qpos(model: mujoco.MjModel) -> np.ndarray:
