@@ -69,3 +69,55 @@ def test_a_failed_run_is_recorded_apart_and_the_comparison_goes_on(tmp_path, mon
 def test_labelled_entries_run_an_algorithm_with_flags_of_their_own():
     assert compare.parse_entry("maml") == ("maml", ("maml", []))
     assert compare.parse_entry("sac=pearl --pearl.no-use-context") == ("sac", ("pearl", ["--pearl.no-use-context"]))
+
+
+def test_an_unfinished_run_is_resumed_and_its_wall_clock_summed(tmp_path, monkeypatch):
+    """A grid run cut off at the end of a session (a checkpoint, no final eval.json) is continued with
+    ``--resume`` by the next invocation, under its original command; the wall-clock of the killed
+    attempt counts until its last metrics write. Finished runs and runs without a checkpoint are not
+    resumed."""
+    import _runs
+
+    logdir = tmp_path / "runs"
+    old = logdir / "cheetah_dir_fig5__maml__seed0__20261207-233122"
+    (old / "checkpoints" / "35").mkdir(parents=True)
+    (old / "metrics.jsonl").write_text("{}\n")
+    os.utime(old / "metrics.jsonl", (1000.0 + 600, 1000.0 + 600))
+    first = "python -m jmeta.train --algo maml --env cheetah_dir --seed 0"
+    (old / _runs.WALL_FILE).write_text(json.dumps({"attempts": [{"command": first, "started": 1000.0, "ended": None}]}))
+    finished = logdir / "cheetah_dir_fig5__maml__seed1__20261207-233122"
+    (finished / "checkpoints" / "100").mkdir(parents=True)
+    (finished / "eval.json").write_text("{}")
+    (logdir / "cheetah_dir_fig5__maml__seed2__20261207-233122").mkdir()  # killed before its first save
+    assert _runs.unfinished_run(str(logdir), "cheetah_dir_fig5__maml__seed0") == str(old)
+    assert _runs.unfinished_run(str(logdir), "cheetah_dir_fig5__maml__seed1") is None
+    assert _runs.unfinished_run(str(logdir), "cheetah_dir_fig5__maml__seed2") is None
+    assert _runs.unfinished_run(str(tmp_path / "missing"), "x") is None
+
+    ran = []
+
+    class Done:
+        returncode = 0
+
+    def fake_run(command, check):
+        ran.append(command)
+        return Done()
+
+    monkeypatch.setattr(_runs.subprocess, "run", fake_run)
+    monkeypatch.setattr(_runs.time, "time", iter([5000.0, 5100.0]).__next__)
+    run = _runs.train("maml", "cheetah_dir", 0, "cheetah_dir_fig5__maml__seed0__20261208-090000", str(logdir), [])
+    assert ran[0][-3:] == ["--resume", str(old), "--no-progress"]
+    assert run["run_dir"] == str(old) and run["command"] == first and run["attempts"] == 2
+    assert run["wall_s"] == 600.0 + 100.0
+
+
+def test_inner_step_size_entries_parse_and_refuse_bad_flags():
+    import inner_step_size
+
+    assert inner_step_size.parse_entry("maml") == ("maml", "maml", {})
+    assert inner_step_size.parse_entry("cavia50=cavia --cavia.num-context-params 50 --cavia.inner-lr 1.0") == (
+        "cavia50", "cavia", {"num_context_params": 50, "inner_lr": 1.0})
+    with pytest.raises(SystemExit, match="pairs"):
+        inner_step_size.parse_entry("c=cavia --cavia.inner-lr")
+    with pytest.raises(SystemExit, match="is not a --cavia.FIELD flag"):
+        inner_step_size.parse_entry("c=cavia --maml.inner-lr 1")
