@@ -258,8 +258,9 @@ def train_command(entry: Comparison, label: str, seed: int, logdir: str = "runs/
     """The ``python -m jmeta.train`` command compare.py would run for (``label``, ``seed``); the run name's
     timestamp is left as ``<time>``."""
     algo, own = parse_algos(entry)[label]
+    logdir = entry.logdir or logdir
     return " ".join(["python -m jmeta.train --algo", algo, "--env", entry.env, "--seed", str(seed), "--logdir", logdir,
-                     "--run-name", f"{entry.stem}__{algo}__seed{seed}__<time>", "--no-progress",
+                     "--run-name", f"{entry.stem}__{label}__seed{seed}__<time>", "--no-progress",
                      *entry.flags, *own])
 
 
