@@ -121,3 +121,30 @@ def test_inner_step_size_entries_parse_and_refuse_bad_flags():
         inner_step_size.parse_entry("c=cavia --cavia.inner-lr")
     with pytest.raises(SystemExit, match="is not a --cavia.FIELD flag"):
         inner_step_size.parse_entry("c=cavia --maml.inner-lr 1")
+
+
+def test_fig5_table_and_figure_come_from_the_records(tmp_path, monkeypatch):
+    """One finished seed: the interval is the seed's s.e. over held-out tasks; the target is met only
+    when every step 1-3 is within two of the paper's standard errors or above."""
+    import fig5
+
+    monkeypatch.setattr(compare, "RESULTS", str(tmp_path))
+    monkeypatch.setattr(fig5, "FIGURES", str(tmp_path / "img"))
+    monkeypatch.setattr(fig5, "TABLE", str(tmp_path / "fig5.md"))
+    store = tmp_path / "compare" / "cheetah_dir_fig5"
+    store.mkdir(parents=True)
+    per_task = [[-50.0, 290.0, 310.0, 312.0], [-52.0, 300.0, 318.0, 320.0]]
+    record = {"seed": 0, "wall_s": 3600.0, "command": "python -m jmeta.train --algo maml --env cheetah_dir --seed 0",
+              "eval": {"axis": "step", "mean": list(np.mean(per_task, axis=0)), "per_task": per_task}}
+    (store / "maml_seed0.json").write_text(json.dumps(record))
+    records = fig5.seed_records("cheetah_dir_fig5")
+    mean, half, label = fig5.ours(records)
+    np.testing.assert_allclose(half, np.std(per_task, axis=0, ddof=1) / np.sqrt(2))
+    assert "1 seed" in label
+    _, paper_mean, paper_se, _, _ = fig5.PAPER["cheetah_dir_fig5"]
+    assert fig5.target_met(mean, paper_mean, paper_se)
+    assert not fig5.target_met(mean - np.array([0.0, 0.0, 0.0, 20.0]), paper_mean, paper_se)
+    assert os.path.getsize(fig5.figure("cheetah_dir_fig5", records)) > 0
+    lines = fig5.table([("cheetah_dir_fig5", records)])
+    assert any("| cheetah forward/back | 1 | 1 | 293.2 ± 8.7 | 295.0 ± 5.0 | +0.2 | 60 min |" == line for line in lines)
+    assert any(line.endswith("| target | | met | | |") for line in lines)
