@@ -91,6 +91,11 @@ GRID: tuple[Comparison, ...] = (
     Comparison("point_nav_2step", "point_nav", ("maml",), (0,), ("--maml.num-inner-steps", "2"),
                "MAML's preset with 2 inner steps (100 x 20 x 20)",
                record_files={"maml": "experiments/results/maml_point_nav_2step.json"}),
+    Comparison("point_nav_fig5", "point_nav", ("maml",), (0, 1, 2),
+               ("--maml.eval-lr-scale-after-first", "0.5", "--maml.eval-episodes-per-task", "40"),
+               "MAML's point_nav preset (100 x 20 x 20) tested as the MAML authors' test script does "
+               "(maml_examples/test_maml_point.py): step 1 at the inner lr, steps 2-3 at half of it, 40 episodes "
+               "per step; jmeta's 40 held-out goals"),
     Comparison("point_nav_sparse", "point_nav", ("maesn", "maml"), (0, 1, 2),
                ("--env-variant", "semicircle", "--eval-env-set", "sparse=true"),
                "MAESN's protocol: dense meta-training on the semicircle goals, sparse meta-test; 100 x 20 x 20 for "
@@ -144,11 +149,11 @@ GRID: tuple[Comparison, ...] = (
                 "50", "--checkpoint-every", "50", "--env-physics", "mjx"),
                "oyster's cheetah-vel budget: 500 iterations x 2,000 SAC steps of 16 tasks x 256, 3 x 300 networks "
                "(2.7M env steps, 1M SAC steps; about 65 h on the 2-core CPU)", needs_gpu=True),
-    Comparison("cheetah_vel_fig5", "cheetah_vel", ("maml",), (0, 1, 2), ("--env-variant", "maml_rllab", "--no-tensorboard"),
+    Comparison("cheetah_vel_fig5", "cheetah_vel", ("maml",), (0, 1, 2), ("--env-variant", "maml_rllab", "--no-tensorboard", "--no-report"),
                _FIG5 + "ReLU (100, 100), 40 tasks x 20 episodes x H 200 per phase, fast lr 0.1, TRPO 0.01, 240 "
                "iterations (77M env steps); 40 held-out velocities after 0-3 VPG steps", logdir=LONG_RUNS),
     # cheetah_dir
-    Comparison("cheetah_dir_fig5", "cheetah_dir", ("maml",), (0, 1, 2), ("--env-variant", "maml_rllab", "--no-tensorboard"),
+    Comparison("cheetah_dir_fig5", "cheetah_dir", ("maml",), (0, 1, 2), ("--env-variant", "maml_rllab", "--no-tensorboard", "--no-report"),
                _FIG5 + "ReLU (100, 100), 40 tasks x 20 episodes x H 200 per phase, fast lr 0.1, TRPO 0.01, 100 "
                "iterations (32M env steps); 40 held-out directions after 0-3 VPG steps", logdir=LONG_RUNS),
     Comparison("cheetah_dir", "cheetah_dir",

@@ -54,16 +54,13 @@ def parse_entry(entry: str) -> tuple[str, str, dict]:
     return label, algo, overrides
 
 
-def measure(algo_name: str, env: str, overrides: dict, tasks: int, seed: int, std_scale: float) -> dict:
-    """One meta-batch at the initial parameters; the inner step's size (module docstring)."""
+def measure(algo_name: str, env: str, overrides: dict, tasks: int, seed: int, std_scales: list[float]) -> list[dict]:
+    """One meta-batch at the initial parameters per policy-noise scale; the inner step's size (module
+    docstring). One compiled program serves every scale (only parameter values change)."""
     config = TrainConfig.from_preset(algo_name, env, meta_batch_size=tasks, algo_overrides=overrides)
     config.validate()
     _, _, algo = build(config)
-    state = algo.init(jax.random.key(seed))
-    if std_scale != 1.0:
-        params = dict(state.params)
-        params["log_std"] = params["log_std"] + math.log(std_scale)
-        state = state.replace(params=params)
+    initial = algo.init(jax.random.key(seed))
 
     @jax.jit
     def run(state, key):
@@ -79,13 +76,19 @@ def measure(algo_name: str, env: str, overrides: dict, tasks: int, seed: int, st
         kl, shift = jax.vmap(per_task)(batches)
         return kl.mean(), shift.mean(), returns.mean(0)
 
-    kl, shift, returns = run(state, jax.random.key(seed + 1))
     c = algo.config
-    return {"algo": algo_name, "overrides": overrides, "inner_lr": float(c.inner_lr),
-            "num_context_params": getattr(c, "num_context_params", None), "hidden_sizes": list(c.hidden_sizes),
-            "activation": c.activation, "action_scale": config.action_scale, "std_scale": std_scale,
-            "inner_kl": float(kl), "mean_shift": float(shift),
-            "return_pre": float(returns[0]), "return_post": float(returns[-1])}
+    rows = []
+    for scale in std_scales:
+        t0 = time.time()
+        params = {**initial.params, "log_std": initial.params["log_std"] + math.log(scale)}
+        kl, shift, returns = run(initial.replace(params=params), jax.random.key(seed + 1))
+        rows.append({"algo": algo_name, "overrides": overrides, "inner_lr": float(c.inner_lr),
+                     "num_context_params": getattr(c, "num_context_params", None),
+                     "hidden_sizes": list(c.hidden_sizes), "activation": c.activation,
+                     "action_scale": config.action_scale, "std_scale": scale, "inner_kl": float(kl),
+                     "mean_shift": float(shift), "return_pre": float(returns[0]), "return_post": float(returns[-1]),
+                     "wall_s": round(time.time() - t0, 1)})
+    return rows
 
 
 def main() -> None:
@@ -102,11 +105,10 @@ def main() -> None:
     rows = []
     for entry in args.algos:
         label, algo_name, overrides = parse_entry(entry)
-        for scale in args.std_scale:
-            t0 = time.time()
-            row = {"label": label, **measure(algo_name, args.env, overrides, args.tasks, args.seed, scale)}
-            row["wall_s"] = round(time.time() - t0, 1)
+        for row in measure(algo_name, args.env, overrides, args.tasks, args.seed, args.std_scale):
+            row = {"label": label, **row}
             rows.append(row)
+            scale = row["std_scale"]
             print(f"{label:>12} std x{scale:<5g} inner lr {row['inner_lr']:<6g} inner KL {row['inner_kl']:.3g}  "
                   f"mean shift {row['mean_shift']:.3g}  return {row['return_pre']:.1f} -> {row['return_post']:.1f}",
                   flush=True)

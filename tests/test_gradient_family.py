@@ -141,3 +141,30 @@ def test_cavia_adapts_only_the_context():
     # The meta-gradient reaches the weights through the context's adaptation (second order).
     grad, _ = ravel_pytree(jax.grad(algo.outer_loss)(state.params, state.inner_lr, batches, post))
     assert np.all(np.isfinite(np.asarray(grad))) and np.linalg.norm(np.asarray(grad)) > 0
+
+
+@pytest.mark.parametrize("name", ["maml", "metasgd"])
+def test_meta_test_step_size_after_the_first_step_is_scaled(name):
+    """``eval_lr_scale_after_first`` (the MAML authors' test: step 1 at the full size, later steps at
+    half): the meta-test equals a learner whose step size is scaled from the second step on, and
+    1.0 leaves the meta-test exactly as before; a non-positive scale is refused in one line."""
+    base = _algo(name, eval_adapt_steps=3, eval_episodes_per_task=2)
+    halved = _algo(name, eval_adapt_steps=3, eval_episodes_per_task=2, eval_lr_scale_after_first=0.5)
+    state = base.init(jax.random.key(0))
+    tasks = base.sample_tasks(jax.random.key(1))
+    key = jax.random.key(2)
+    plain = base.evaluate(state, tasks, key).returns
+    np.testing.assert_array_equal(_algo(name, eval_adapt_steps=3, eval_episodes_per_task=2,
+                                        eval_lr_scale_after_first=1.0).evaluate(state, tasks, key).returns, plain)
+    got = halved.evaluate(state, tasks, key).returns
+
+    class ByHand(type(base)):
+        def inner_lr_at(self, inner_lr, step):
+            return jax.tree_util.tree_map(lambda x: x * jnp.where(step == 0, 1.0, 0.5), inner_lr)
+
+    by_hand = ByHand(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    np.testing.assert_allclose(got, by_hand.evaluate(state, tasks, key).returns, rtol=1e-6)
+    np.testing.assert_array_equal(got[:, :2], plain[:, :2])  # step 0 and the first step are unchanged
+    assert not np.array_equal(got[:, 2:], plain[:, 2:])
+    with pytest.raises(ConfigError, match="eval_lr_scale_after_first"):
+        dataclasses.replace(base.config, eval_lr_scale_after_first=0.0).validate("x")

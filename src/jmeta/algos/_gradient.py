@@ -90,6 +90,9 @@ class GradientConfig:
     """Meta-test: inner steps K; returns are reported after 0..K steps."""
     eval_episodes_per_task: int = 20
     """Meta-test: episodes per task per adaptation step."""
+    eval_lr_scale_after_first: float = 1.0
+    """Meta-test: inner steps 2..K use the step size times this (the MAML authors' test scripts take
+    the first step at the full size and every later one at half: 0.5)."""
 
     def validate(self, prefix: str, meta_batch_size: int | None = None) -> None:
         p = prefix + "."
@@ -108,6 +111,8 @@ class GradientConfig:
         check(0 < self.ppo_clip < 1, p + "ppo_clip", "must be in (0, 1)", self.ppo_clip)
         check(0 <= self.gamma <= 1, p + "gamma", "must be in [0, 1]", self.gamma)
         check(0 <= self.gae_lambda <= 1, p + "gae_lambda", "must be in [0, 1]", self.gae_lambda)
+        check(self.eval_lr_scale_after_first > 0, p + "eval_lr_scale_after_first", "must be > 0",
+              self.eval_lr_scale_after_first)
         check(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes), p + "hidden_sizes", "must be positive layer widths", self.hidden_sizes)
         check(self.activation in ACTIVATIONS, p + "activation", f"must be one of {sorted(ACTIVATIONS)}", self.activation)
         check(self.init_std > 0, p + "init_std", "must be > 0", self.init_std)
@@ -205,13 +210,14 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
         return self.policy.sample
 
     def collect_task(self, params: Params, inner_lr: jax.Array, task: Any, key: jax.Array, num_steps: int,
-                     num_episodes: int, record_info: bool = False, record_state: bool = False
-                     ) -> tuple[PGBatch, PGBatch, jax.Array]:
+                     num_episodes: int, record_info: bool = False, record_state: bool = False,
+                     lr_scale_after_first: float = 1.0) -> tuple[PGBatch, PGBatch, jax.Array]:
         """Inner-loop data for one task: K adaptation batches and the post-adaptation batch.
 
         Returns ``(inner_batches [K, E, T, ...], post_batch [E, T, ...], returns [K + 1])``; with
         ``record_info`` the trajectories also hold the env's step info in ``traj.extras["info"]``,
-        with ``record_state`` the env states in ``traj.extras["env_state"]``.
+        with ``record_state`` the env states in ``traj.extras["env_state"]``. Inner steps 2..K use
+        the step size times ``lr_scale_after_first`` (the meta-test's ``eval_lr_scale_after_first``).
         """
         keys = jax.random.split(key, num_steps + 1)
 
@@ -223,7 +229,8 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
             k, index = xs
             traj = rollout(p, k)
             batch = self.pg_batch(traj)
-            p_next = self.inner_update(p, batch, self.inner_lr_at(inner_lr, index), first_order=True)
+            p_next = self.inner_update(p, batch, self._step_size(inner_lr, index, lr_scale_after_first),
+                                       first_order=True)
             return jax.lax.stop_gradient(p_next), (batch, traj.episode_return().mean())
 
         start = jax.lax.stop_gradient(self.adaptation_start(params))
@@ -236,6 +243,15 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
     def inner_lr_at(self, inner_lr: Any, step: jax.Array) -> Any:
         """The inner step size used at inner step ``step`` (0-based; MAESN decays it). Default: constant."""
         return inner_lr
+
+    def _step_size(self, inner_lr: Any, step: jax.Array, scale_after_first: float) -> Any:
+        """:meth:`inner_lr_at`, times ``scale_after_first`` from the second step on (1.0: unchanged,
+        and the same program)."""
+        lr = self.inner_lr_at(inner_lr, step)
+        if scale_after_first == 1.0:
+            return lr
+        factor = jnp.where(step == 0, 1.0, scale_after_first).astype(jnp.float32)
+        return jax.tree_util.tree_map(lambda x: x * factor, lr)
 
     def adaptation_start(self, params: Params) -> Any:
         """What the inner loop adapts, at the start of a task: the params (CAVIA: params and a zero context)."""
@@ -400,7 +416,8 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
                 success = _success_rate(traj)
                 return traj.episode_return().mean()[None], None if success is None else success[None]
             batches, post, rets = self.collect_task(state.params, state.inner_lr, task, k, steps,
-                                                    c.eval_episodes_per_task, record_info=True)
+                                                    c.eval_episodes_per_task, record_info=True,
+                                                    lr_scale_after_first=c.eval_lr_scale_after_first)
             if _success_rate(post.traj) is None:
                 return rets, None
             success = jnp.concatenate([jax.vmap(_success_rate)(batches.traj), _success_rate(post.traj)[None]])
@@ -424,7 +441,8 @@ class GradientMetaLearner(MetaLearner[GradientConfig, GradientState]):
                                         next_obs=False, record_info=True, record_state=True)
                 return traj
             batches, post, _ = self.collect_task(state.params, state.inner_lr, task, k, steps,
-                                                 c.eval_episodes_per_task, record_info=True, record_state=True)
+                                                 c.eval_episodes_per_task, record_info=True, record_state=True,
+                                                 lr_scale_after_first=c.eval_lr_scale_after_first)
             first = jax.tree_util.tree_map(lambda x: x[:, 0], batches.traj)  # [K, T, ...]
             last = jax.tree_util.tree_map(lambda x: x[:1], post.traj)  # [1, T, ...]
             return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), first, last)
