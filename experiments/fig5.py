@@ -4,7 +4,8 @@ a table, from the results grid's records.
     python experiments/fig5.py                 # every task with at least one finished seed
     python experiments/fig5.py --only cheetah_dir_fig5
 
-For each Fig. 5 grid entry (``experiments/grid.py``: ``cheetah_vel_fig5``, ``cheetah_dir_fig5``), the
+For each Fig. 5 grid entry (``experiments/grid.py``: ``cheetah_vel_fig5``, ``cheetah_dir_fig5`` and the
+TRPO-step-0.01 variant ``cheetah_dir_fig5_kl001``), the
 held-out return after 0-3 test-time VPG steps of every finished seed is read from compare.py's
 store (``experiments/results/compare/{stem}/maml_seed{s}.json``). The figure
 ``docs/img/fig5_{stem}.png`` shows jmeta's mean over seeds with its 95% CI (Student t over seeds;
@@ -45,6 +46,8 @@ TABLE = os.path.join(HERE, "results", "fig5.md")
 PAPER: dict[str, tuple[str, tuple[float, ...], tuple[float, ...], float, float]] = {
     "cheetah_vel_fig5": ("cheetah velocity", (-129.5, -78.6, -66.6, -60.8), (8.4, 5.0, 4.6, 4.4), -54.5, 3.5),
     "cheetah_dir_fig5": ("cheetah forward/back", (-50.7, 293.2, 313.5, 315.7), (2.9, 8.7, 8.0, 7.1), 442.7, 4.3),
+    "cheetah_dir_fig5_kl001": ("cheetah forward/back, TRPO step 0.01", (-50.7, 293.2, 313.5, 315.7),
+                               (2.9, 8.7, 8.0, 7.1), 442.7, 4.3),
 }
 
 

@@ -46,18 +46,21 @@ _FIG5_ALGO: dict = {"episodes_per_task": 20, "inner_lr": 0.1, "hidden_sizes": (1
 
 PRESETS: dict[str, Preset] = {
     "cheetah_vel:maml_rllab": Preset(
-        run=_fig5_run(240),
-        algo=_FIG5_ALGO,
-        source="cbfinn/maml_rl, MAML ICML 2017 Fig. 5 (cheetah velocity): ReLU (100, 100), linear feature "
-               "baseline, fast lr 0.1, TRPO step 0.01, 40 tasks x 20 episodes x H 200 per phase; 240 "
-               "iterations = 77M env steps (the raw data's about 76M); 40 held-out velocities, 0-3 steps",
+        run=_fig5_run(475),
+        algo={**_FIG5_ALGO, "episodes_per_task": 10},
+        source="cbfinn/maml_rl, MAML ICML 2017 Fig. 5 (cheetah velocity): the model its test script loads "
+               "(maml_examples/test_maml_cheetah.py: maml1_fbs10_mbs40_flr_0.1_mlr0.01/itr_475), trained by "
+               "cluster_maml_trpo_cheetah.py: ReLU (100, 100), linear feature baseline, fast lr 0.1, TRPO step "
+               "0.01, 40 tasks x 10 episodes x H 200 per phase, 475 iterations (76M env steps); 40 held-out "
+               "velocities, 0-3 steps",
     ),
     "cheetah_dir:maml_rllab": Preset(
         run=_fig5_run(100),
-        algo=_FIG5_ALGO,
-        source="cbfinn/maml_rl, MAML ICML 2017 Fig. 5 (cheetah forward/back): ReLU (100, 100), linear "
-               "feature baseline, fast lr 0.1, TRPO step 0.01, 40 tasks x 20 episodes x H 200 per phase; "
-               "100 iterations = 32M env steps (the raw data's about 32M); 40 held-out tasks, 0-3 steps",
+        algo={**_FIG5_ALGO, "max_kl": 0.02},
+        source="cbfinn/maml_rl, MAML ICML 2017 Fig. 5 (cheetah forward/back): the model its test script loads "
+               "(maml_examples/test_maml_cheetah_direc.py: maml1_fbs20_mbs40_flr_0.1_mlr0.02/itr_100): ReLU "
+               "(100, 100), linear feature baseline, fast lr 0.1, TRPO step 0.02, 40 tasks x 20 episodes x H 200 "
+               "per phase, 100 iterations (32M env steps); 40 held-out tasks, 0-3 steps",
     ),
     "point_nav": Preset(
         run={"meta_iters": 100, "meta_batch_size": 20, "eval_every": 25, "checkpoint_every": 25},
