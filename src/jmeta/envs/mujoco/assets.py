@@ -13,19 +13,20 @@ MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
+def _packaged(folder: str, name: str, what: str) -> str:
+    """Absolute path of ``folder/<name>``; raises FileNotFoundError naming what is available."""
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        available = ", ".join(sorted(os.listdir(folder))) if os.path.isdir(folder) else "none"
+        raise FileNotFoundError(f"no {what} {name!r} in {folder}; available: {available}")
+    return path
+
+
 def model_path(name: str) -> str:
     """Absolute path of the model ``models/<name>``; raises FileNotFoundError naming what is available."""
-    path = os.path.join(MODELS_DIR, name)
-    if not os.path.isfile(path):
-        available = ", ".join(sorted(os.listdir(MODELS_DIR))) if os.path.isdir(MODELS_DIR) else "none"
-        raise FileNotFoundError(f"no MJCF model {name!r} in {MODELS_DIR}; available: {available}")
-    return path
+    return _packaged(MODELS_DIR, name, "MJCF model")
 
 
 def data_path(name: str) -> str:
     """Absolute path of the data file ``data/<name>``; raises FileNotFoundError naming what is available."""
-    path = os.path.join(DATA_DIR, name)
-    if not os.path.isfile(path):
-        available = ", ".join(sorted(os.listdir(DATA_DIR))) if os.path.isdir(DATA_DIR) else "none"
-        raise FileNotFoundError(f"no data file {name!r} in {DATA_DIR}; available: {available}")
-    return path
+    return _packaged(DATA_DIR, name, "data file")
