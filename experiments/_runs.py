@@ -47,16 +47,24 @@ def train(algo: str, env: str, seed: int, name: str, logdir: str, extra: list[st
 
 
 def unfinished_run(logdir: str, prefix: str) -> str | None:
-    """The newest run directory ``{logdir}/{prefix}__*`` that has a checkpoint but no final
-    meta-test (``eval.json``), or None. ``prefix`` is ``{stem}__{label}__seed{seed}``."""
+    """The newest run directory ``{logdir}/{prefix}__*`` that has a checkpoint and its
+    ``config.json`` but no final meta-test (``eval.json``), or None. ``prefix`` is
+    ``{stem}__{label}__seed{seed}``. A directory with checkpoints but no ``config.json`` (a run
+    removed while its last asynchronous checkpoint was still being written) cannot be resumed: it
+    is skipped with a message naming it, and a fresh run starts."""
     if not os.path.isdir(logdir):
         return None
-    candidates = sorted(
-        os.path.join(logdir, d) for d in os.listdir(logdir)
-        if d.startswith(prefix + "__") and os.path.isdir(os.path.join(logdir, d, "checkpoints"))
-        and os.listdir(os.path.join(logdir, d, "checkpoints"))
-        and not os.path.exists(os.path.join(logdir, d, "eval.json"))
-    )
+    candidates = []
+    for d in sorted(os.listdir(logdir)):
+        run_dir = os.path.join(logdir, d)
+        checkpoints = os.path.join(run_dir, "checkpoints")
+        if (not d.startswith(prefix + "__") or not os.path.isdir(checkpoints) or not os.listdir(checkpoints)
+                or os.path.exists(os.path.join(run_dir, "eval.json"))):
+            continue
+        if not os.path.exists(os.path.join(run_dir, "config.json")):
+            print(f"not resuming {run_dir}: it has checkpoints but no config.json", flush=True)
+            continue
+        candidates.append(run_dir)
     return candidates[-1] if candidates else None
 
 

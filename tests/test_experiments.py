@@ -74,13 +74,14 @@ def test_labelled_entries_run_an_algorithm_with_flags_of_their_own():
 def test_an_unfinished_run_is_resumed_and_its_wall_clock_summed(tmp_path, monkeypatch):
     """A grid run cut off at the end of a session (a checkpoint, no final eval.json) is continued with
     ``--resume`` by the next invocation, under its original command; the wall-clock of the killed
-    attempt counts until its last metrics write. Finished runs and runs without a checkpoint are not
-    resumed."""
+    attempt counts until its last metrics write. Finished runs, runs without a checkpoint and
+    checkpoints without their run's config.json are not resumed."""
     import _runs
 
     logdir = tmp_path / "runs"
     old = logdir / "cheetah_dir_fig5__maml__seed0__20261207-233122"
     (old / "checkpoints" / "35").mkdir(parents=True)
+    (old / "config.json").write_text("{}")
     (old / "metrics.jsonl").write_text("{}\n")
     os.utime(old / "metrics.jsonl", (1000.0 + 600, 1000.0 + 600))
     first = "python -m jmeta.train --algo maml --env cheetah_dir --seed 0"
@@ -89,9 +90,12 @@ def test_an_unfinished_run_is_resumed_and_its_wall_clock_summed(tmp_path, monkey
     (finished / "checkpoints" / "100").mkdir(parents=True)
     (finished / "eval.json").write_text("{}")
     (logdir / "cheetah_dir_fig5__maml__seed2__20261207-233122").mkdir()  # killed before its first save
+    leftover = logdir / "cheetah_dir_fig5__maml__seed3__20261207-233122"  # files removed, a late async save
+    (leftover / "checkpoints" / "35").mkdir(parents=True)
     assert _runs.unfinished_run(str(logdir), "cheetah_dir_fig5__maml__seed0") == str(old)
     assert _runs.unfinished_run(str(logdir), "cheetah_dir_fig5__maml__seed1") is None
     assert _runs.unfinished_run(str(logdir), "cheetah_dir_fig5__maml__seed2") is None
+    assert _runs.unfinished_run(str(logdir), "cheetah_dir_fig5__maml__seed3") is None
     assert _runs.unfinished_run(str(tmp_path / "missing"), "x") is None
 
     ran = []

@@ -104,6 +104,25 @@ def test_promp_inner_kl_is_zero_at_the_sampling_policy_and_penalised():
     np.testing.assert_allclose(np.asarray(coef), 5e-4 / 2)  # KL far below target / 1.5: halved
 
 
+def test_promp_outer_trust_region_bounds_how_far_the_sampling_policies_move():
+    """With an Adam step far too large (lr 1), the unbounded outer step moves the policies a long
+    way; with ``outer_max_kl`` the kept steps stay inside the region (pre- and post-update)."""
+    free = _algo("promp", ppo_lr=1.0, ppo_epochs=3)
+    state = free.init(jax.random.key(0))
+    batches, post, _ = _collect(free, state)
+    _, _, loose = free.outer_update(state, batches, post)
+    assert float(loose["train/kl"]) > 0.1 and "train/outer_epochs" not in loose
+    bounded = _algo("promp", ppo_lr=1.0, ppo_epochs=3, outer_max_kl=0.05)
+    (_, _), _, tight = bounded.outer_update(state, batches, post)
+    assert float(tight["train/kl"]) <= 0.05 and float(tight["train/inner_kl"]) <= 0.05
+    assert float(tight["train/outer_epochs"]) < 3
+    small = _algo("promp", ppo_lr=1e-6, ppo_epochs=3, outer_max_kl=0.05)
+    _, _, kept = small.outer_update(state, batches, post)
+    assert float(kept["train/outer_epochs"]) == 3.0  # small steps are all kept
+    with pytest.raises(ValueError, match="outer_max_kl"):
+        _algo("promp", outer_max_kl=-1.0).config.validate("promp")
+
+
 def test_emaml_exploration_term_rewards_pre_update_actions_that_paid_off():
     np.testing.assert_allclose(np.asarray(standardized_rewards(jnp.array([1.0, 3.0, 100.0]), jnp.array([1.0, 1.0, 0.0]))),
                                [-1.0, 1.0, 0.0], rtol=1e-6)

@@ -90,6 +90,22 @@ class UpdateLoopTest(chex.TestCase):
         np.testing.assert_allclose(new["w"], 1.75, rtol=1e-6)
         np.testing.assert_allclose(infos["loss"], [5.0, 2.0, 1.25], rtol=1e-6)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_epochs_within_kl_keep_steps_until_the_first_that_leaves_the_region(self):
+        batch = jnp.array([1.0, 3.0])
+        params = {"w": jnp.array(0.0)}
+        opt = optax.sgd(0.25)
+        kl = lambda p: p["w"] ** 2  # noqa: E731  # the "distance" from the start, w = 0
+        run = self.variant(lambda p, s, b: ppo.update_epochs_within_kl(_quadratic_loss, opt, p, s, b, 4, kl, 2.0))
+        new, _, infos = run(params, opt.init(params), batch)
+        # Candidates 1, 1.5, 1.75 -> KL 1, 2.25 (rejected: stop at 1), then nothing moves.
+        np.testing.assert_allclose(new["w"], 1.0, rtol=1e-6)
+        np.testing.assert_array_equal(infos["accepted"], [1.0, 0.0, 0.0, 0.0])
+        np.testing.assert_allclose(infos["candidate_kl"], [1.0, 2.25, 2.25, 2.25], rtol=1e-6)
+        run_wide = self.variant(lambda p, s, b: ppo.update_epochs_within_kl(_quadratic_loss, opt, p, s, b, 3, kl, 1e9))
+        wide, _, _ = run_wide(params, opt.init(params), batch)
+        np.testing.assert_allclose(wide["w"], 1.75, rtol=1e-6)  # as update_epochs when the region is never left
+
     def test_minibatches_must_divide_the_batch(self):
         params = {"w": jnp.array(0.0)}
         opt = optax.sgd(0.1)

@@ -52,6 +52,11 @@ class ProMPConfig(GradientConfig):
     """Adapt eta per inner step after each outer update towards target_inner_kl (the authors' run configs: off)."""
     target_inner_kl: float = 0.01
     """Target KL of the adaptive rule."""
+    outer_max_kl: float = 0.0
+    """A trust region on the outer Adam steps (a departure from the authors' code; 0 = off, as
+    theirs): a step that would move the pre-update policy (at any inner step) or the post-update
+    policies further than this mean KL from the ones that sampled the batch is discarded, and the
+    iteration's remaining epochs are skipped."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Policy MLP hidden layer sizes (the authors' run scripts: (64, 64))."""
     activation: str = "tanh"
@@ -63,6 +68,8 @@ class ProMPConfig(GradientConfig):
               self.outer)
         check(self.inner_kl_coef >= 0, prefix + ".inner_kl_coef", "must be >= 0", self.inner_kl_coef)
         check(self.target_inner_kl > 0, prefix + ".target_inner_kl", "must be > 0", self.target_inner_kl)
+        check(self.outer_max_kl >= 0, prefix + ".outer_max_kl", "must be >= 0 (0 turns the trust region off)",
+              self.outer_max_kl)
 
 
 TINY = ProMPConfig(episodes_per_task=3, hidden_sizes=(16,), eval_adapt_steps=1, eval_episodes_per_task=2, ppo_epochs=2)
@@ -151,8 +158,19 @@ class ProMP(GradientMetaLearner):
             return clipped + jnp.mean(coef * kls), {"clipped": clipped, "inner_kl": kls}
 
         loss_before, _ = loss(state.params, None)
-        new_params, opt_state, infos = ppo.update_epochs(loss, self.optimizer, state.params, state.opt_state, (),
-                                                         c.ppo_epochs)
+        if c.outer_max_kl > 0:
+            def sampling_kl(params):  # the furthest any policy of the next iteration's sampling moves
+                post_kl = surrogates.masked_mean(old_post.kl(self.post_dists(params, lr, batches, post)),
+                                                 post.traj.mask)
+                return jnp.maximum(post_kl, self.inner_kls(params, lr, batches, old_inner).max())
+
+            new_params, opt_state, infos = ppo.update_epochs_within_kl(
+                loss, self.optimizer, state.params, state.opt_state, (), c.ppo_epochs, sampling_kl, c.outer_max_kl)
+            epochs_kept = {"train/outer_epochs": infos["accepted"].sum()}
+        else:
+            new_params, opt_state, infos = ppo.update_epochs(loss, self.optimizer, state.params, state.opt_state, (),
+                                                             c.ppo_epochs)
+            epochs_kept = {}
         loss_after, after = loss(new_params, None)
         kls = after["inner_kl"]
         if c.adaptive_inner_kl:
@@ -167,6 +185,7 @@ class ProMP(GradientMetaLearner):
             "train/kl": surrogates.masked_mean(old_post.kl(self.post_dists(new_params, lr, batches, post)),
                                                post.traj.mask),
             "train/grad_norm": infos["grad_norm"][0],
+            **epochs_kept,
         }
         return (new_params, coef), opt_state, metrics
 

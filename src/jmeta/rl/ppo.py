@@ -87,6 +87,30 @@ def update_epochs(loss_fn: LossFn, optimizer: optax.GradientTransformation, para
     return params, opt_state, infos
 
 
+def update_epochs_within_kl(loss_fn: LossFn, optimizer: optax.GradientTransformation, params: Params,
+                            opt_state: Any, batch: Any, num_epochs: int, kl_fn: Callable[[Params], jax.Array],
+                            max_kl: float | jax.Array) -> tuple[Params, Any, Metrics]:
+    """As :func:`update_epochs`, with a trust region: each step is tried and kept only when
+    ``kl_fn(candidate) <= max_kl`` (``kl_fn`` measures the candidate against the sampling policy);
+    the first step that would leave the region is discarded with its optimiser state, and the
+    remaining epochs do nothing. The result is never more than ``max_kl`` from the start, whatever
+    the loss's curvature. Infos stacked [num_epochs], plus ``accepted`` (1.0 for each kept step) and
+    ``candidate_kl`` (the KL of each step tried; after a rejection, of the last kept step)."""
+
+    def epoch(carry, _):
+        params, opt_state, inside = carry
+        candidate, candidate_state, info = gradient_step(loss_fn, optimizer, params, opt_state, batch)
+        kl = kl_fn(candidate)
+        accept = inside & (kl <= max_kl)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, old)  # noqa: E731
+        info = {**info, "accepted": accept.astype(jnp.float32), "candidate_kl": kl}
+        return (keep(candidate, params), keep(candidate_state, opt_state), accept), info
+
+    (params, opt_state, _), infos = jax.lax.scan(epoch, (params, opt_state, jnp.asarray(True)), None,
+                                                 length=num_epochs)
+    return params, opt_state, infos
+
+
 def shuffle_groups(size: int, num_minibatches: int) -> int:
     """How many contiguous blocks of a batch's leading axis (``size``) a minibatch shuffle keeps apart:
     the size of the ``"tasks"`` axis of the mesh being traced under (``jax.set_mesh``; the trainer
