@@ -102,3 +102,14 @@ def read_json(run_dir: str, filename: str) -> dict:
     """One of a finished run's JSON files (``eval.json``: the final meta-test; ``config.json``)."""
     with open(os.path.join(run_dir, filename), encoding="utf-8") as f:
         return json.load(f)
+
+
+def env_id(run_dir: str) -> str | None:
+    """The env a run trained on, with its definition's version (``cheetah_dir/maml_rllab-v2``), from the
+    last session of its ``run_info.json``; None where not recorded. Records of one comparison must
+    share it: an env's version changes whenever its definition changes returns."""
+    try:
+        sessions = read_json(run_dir, "run_info.json")["sessions"]
+        return sessions[-1]["env"]["env_id"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None

@@ -56,7 +56,7 @@ def run_one(algo: str, env: str, seed: int, stem: str, logdir: str, extra: list[
                        "cpus": os.cpu_count()}}
     if run["returncode"] != 0:
         return {**record, "failed": f"exit code {run['returncode']}"}
-    return {**record, "config": _runs.read_json(run["run_dir"], "config.json"),
+    return {**record, "env_id": _runs.env_id(run["run_dir"]), "config": _runs.read_json(run["run_dir"], "config.json"),
             "eval": _runs.read_json(run["run_dir"], "eval.json")}
 
 

@@ -428,7 +428,12 @@ def summarize_algorithm(records: list[dict], label: str) -> dict:
     out["sources"] = [r["source"] for r in records]
     hosts = {_host(r) for r in records} - {None}
     out["hosts"] = sorted(hosts)
+    out["env_ids"] = sorted({r.get("env_id") or ENV_ID_UNRECORDED for r in records})
     return out
+
+
+#: How a record that predates ``env_id`` in the records shows its env definition.
+ENV_ID_UNRECORDED = "env version not recorded"
 
 
 def _algo_of(record: dict) -> str | None:
@@ -464,6 +469,11 @@ def summarize_entry(entry: Comparison) -> dict:
         flag_notes += [f"`{label}` seed(s) {', '.join(map(str, seeds))} ran with "
                        f"{f'`{flags}`' if flags else 'no flags'} (declared: `{' '.join(declared) or 'none'}`)"
                        for flags, seeds in differing.items()]
+    env_ids = sorted({i for a in algorithms.values() for i in a["env_ids"]})
+    env_notes = []
+    if len(env_ids) > 1:
+        env_notes.append("the records span env definitions " + ", ".join(f"`{i}`" for i in env_ids)
+                          + " (an env's version changes when its returns change): rerun the older ones")
     if not found:
         status = "not yet run (needs a GPU)" if entry.needs_gpu else "not yet run"
     else:
@@ -474,7 +484,7 @@ def summarize_entry(entry: Comparison) -> dict:
                             f"{entry.stem}",
             "missing": [{"label": label, "seed": seed, "command": train_command(entry, label, seed)}
                         for label, seed in missing],
-            "flag_notes": flag_notes, "algorithms": algorithms}
+            "flag_notes": flag_notes, "env_notes": env_notes, "algorithms": algorithms}
 
 
 def summarize_grid(grid: tuple[Comparison, ...] = GRID) -> dict[str, list[dict]]:
@@ -539,11 +549,16 @@ def env_markdown(env: str, summaries: list[dict]) -> str:
             hosts = sorted({h for a in s["algorithms"].values() for h in a["hosts"]})
             if hosts:
                 lines += [f"Machine: {'; '.join(hosts)}.", ""]
+            env_ids = sorted({i for a in s["algorithms"].values() for i in a.get("env_ids", [])})
+            if env_ids:
+                lines += [f"Env: {', '.join(f'`{i}`' for i in env_ids)}.", ""]
             lines += ["Records and the exact commands of their runs:", ""]
             lines += [f"- `{src}`: `{c}`" for a in s["algorithms"].values()
                       for src, c in zip(a["sources"], a["commands"], strict=True)] + [""]
             if s["flag_notes"]:
                 lines += ["Recorded flags that differ from the declared ones: " + "; ".join(s["flag_notes"]) + ".", ""]
+            if s.get("env_notes"):
+                lines += ["Warning: " + "; ".join(s["env_notes"]) + ".", ""]
         if s["missing"]:
             head = "Not yet run (needs a GPU)" if s["needs_gpu"] else "Not yet run"
             lines += [f"{head}, the runs compare.py would start:", ""]

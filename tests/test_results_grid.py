@@ -113,6 +113,22 @@ def test_a_gpu_entry_without_records_is_listed_with_its_command():
     assert "python -m jmeta.train --algo dream --env visual_nav --seed 0" in text
 
 
+def test_records_from_two_env_definitions_are_flagged(monkeypatch):
+    """Seeds run before and after an env's definition changed (its version) must not be pooled silently."""
+    entry = grid.Comparison("cheetah_dir_versions", "cheetah_dir", ("maml",), (0, 1), (), "a test budget")
+    old = {**_record(0, [1.0, 2.0]), "source": "a.json"}  # before env ids were recorded
+    new = {**_record(1, [1.0, 3.0]), "source": "b.json", "env_id": "cheetah_dir/default-v2"}
+    monkeypatch.setattr(grid, "entry_records", lambda e, rerun=False: ({"maml": [old, new]}, []))
+    summary = grid.summarize_entry(entry)
+    assert summary["algorithms"]["maml"]["env_ids"] == ["cheetah_dir/default-v2", grid.ENV_ID_UNRECORDED]
+    text = grid.env_markdown("cheetah_dir", [summary])
+    assert "Warning: the records span env definitions" in text and "`cheetah_dir/default-v2`" in text
+    monkeypatch.setattr(grid, "entry_records", lambda e, rerun=False: ({"maml": [{**old, "env_id": new["env_id"]},
+                                                                                  new]}, []))
+    same = grid.summarize_entry(entry)
+    assert not same["env_notes"] and "Env: `cheetah_dir/default-v2`." in grid.env_markdown("cheetah_dir", [same])
+
+
 def test_recorded_flags_drop_the_run_identity():
     command = ("python -m jmeta.train --algo pearl --env point_nav --seed 0 --logdir runs/compare --run-name x "
                "--no-progress --env-variant pearl_sparse --pearl.no-use-context")
