@@ -125,6 +125,12 @@ GRID: tuple[Comparison, ...] = (
                ("reptile", "promp", "fomaml", "maesn", "cavia", "metasgd", "emaml", "maml"), (0,), (),
                "the CPU presets: 300 iterations x 20 tasks x 10 episodes, H 100, action scale 10 (12M env steps, "
                "MuJoCo C engine); 40 held-out velocities"),
+    Comparison("cheetah_vel_promp_stability", "cheetah_vel",
+               ("promp_kl0.02=promp --promp.outer-max-kl 0.02", "promp_kl0.05=promp --promp.outer-max-kl 0.05",
+                "promp_env_promp=promp --env-variant promp"), (0,), (),
+               "ProMP's CPU preset (the authors' settings: 5 Adam steps at 1e-3, clip 0.3, eta 5e-4) with an outer "
+               "trust region of KL 0.02 / 0.05 (a departure), and unbounded on the authors' env definition (no torso "
+               "x in the observation, velocities 0-3): the diagnosis of docs/algorithms/promp.md"),
     Comparison("cheetah_vel_pearl", "cheetah_vel", ("pearl",), (0,), (),
                "PEARL's cheetah_vel preset (variant pearl, H 200): 100 iterations x 500 SAC steps, 0.7M env steps"),
     Comparison("cheetah_vel_pearl_tasks", "cheetah_vel", ("maml",), (0,),
@@ -164,6 +170,11 @@ GRID: tuple[Comparison, ...] = (
                ("--env-variant", "maml_rllab", "--no-tensorboard", "--no-report", "--maml.max-kl", "0.01"),
                _FIG5 + "as cheetah_dir_fig5 but with TRPO step 0.01 (the paper's text; the authors' tested model used "
                "0.02): the first run of the protocol, kept for the comparison", logdir=LONG_RUNS),
+    Comparison("cheetah_dir_cavia_context", "cheetah_dir",
+               ("cavia_c50_lr1=cavia --cavia.num-context-params 50 --cavia.inner-lr 1.0",
+                "cavia_c50_lr10=cavia --cavia.num-context-params 50 --cavia.inner-lr 10.0"), (0,), (),
+               "CAVIA's CPU preset with a 50-parameter context and step 1 or 10 (the authors' code: 2 and 1): the "
+               "diagnosis of docs/algorithms/cavia.md"),
     Comparison("cheetah_dir", "cheetah_dir",
                ("maesn", "fomaml", "reptile", "promp", "cavia", "metasgd", "emaml", "maml"), (0,), (),
                "the CPU presets (as cheetah_vel): 300 x 20 x 10, H 100"),
