@@ -171,7 +171,8 @@ GRID: tuple[Comparison, ...] = (
     Comparison("cheetah_dir_fig5_kl001", "cheetah_dir", ("maml",), (0,),
                ("--env-variant", "maml_rllab", "--no-tensorboard", "--no-report", "--maml.max-kl", "0.01"),
                _FIG5 + "as cheetah_dir_fig5 but with TRPO step 0.01 (the paper's text; the authors' tested model used "
-               "0.02): the first run of the protocol, kept for the comparison", logdir=LONG_RUNS),
+               "0.02): the first run of the protocol, on env version 1 (before the fidelity fixes), kept for the "
+               "comparison", logdir=LONG_RUNS),
     Comparison("cheetah_dir_cavia_context", "cheetah_dir",
                ("cavia_c50_lr1=cavia --cavia.num-context-params 50 --cavia.inner-lr 1.0",
                 "cavia_c50_lr10=cavia --cavia.num-context-params 50 --cavia.inner-lr 10.0"), (0,), (),
