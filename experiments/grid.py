@@ -476,7 +476,7 @@ def summarize_entry(entry: Comparison) -> dict:
     algorithms, flag_notes = {}, []
     for label, records in found.items():
         algorithms[label] = summarize_algorithm(records, label)
-        declared = [*entry.flags, *entries[label][1]]
+        declared = recorded_flags(shlex.join(["python", *entry.flags, *entries[label][1]]))  # same filter
         differing: dict[str, list[int]] = {}
         for r in records:
             if recorded_flags(r["command"]) != declared:

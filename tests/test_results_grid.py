@@ -129,6 +129,17 @@ def test_records_from_two_env_definitions_are_flagged(monkeypatch):
     assert not same["env_notes"] and "Env: `cheetah_dir/default-v2`." in grid.env_markdown("cheetah_dir", [same])
 
 
+def test_declared_output_flags_are_not_reported_as_differences(monkeypatch):
+    entry = grid.Comparison("cheetah_dir_quiet", "cheetah_dir", ("maml",), (0,), ("--no-report", "--meta-iters", "5"),
+                            "a test budget")
+    record = {**_record(0, [1.0, 2.0]), "source": "a.json",
+              "command": "python -m jmeta.train --algo maml --seed 0 --no-progress --no-report --meta-iters 5"}
+    monkeypatch.setattr(grid, "entry_records", lambda e, rerun=False: ({"maml": [record]}, []))
+    assert grid.summarize_entry(entry)["flag_notes"] == []
+    record["command"] = record["command"].replace("5", "6")
+    assert "--meta-iters 6" in grid.summarize_entry(entry)["flag_notes"][0]
+
+
 def test_recorded_flags_drop_the_run_identity():
     command = ("python -m jmeta.train --algo pearl --env point_nav --seed 0 --logdir runs/compare --run-name x "
                "--no-progress --env-variant pearl_sparse --pearl.no-use-context")
