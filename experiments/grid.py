@@ -146,11 +146,18 @@ GRID: tuple[Comparison, ...] = (
                "pytorch-maml-rl's full budget in MJX (benchmarks/device_run.sh, SETS=full): 500 iterations x 40 "
                "tasks x 20 episodes x H 100, about 80M env steps", needs_gpu=True,
                record_files={"maml": "benchmarks/results/maml_cheetah_vel_full_gpu.json"}),
+    Comparison("cheetah_vel_full_cpu", "cheetah_vel", ("maml",), (0,),
+               ("--meta-iters", "500", "--meta-batch-size", "40", "--maml.episodes-per-task", "20", "--env-horizon",
+                "100", "--eval-every", "100", "--eval-tasks", "40", "--no-tensorboard", "--no-report"),
+               "cheetah_vel_full on the 2-core CPU's C engine instead of MJX: 500 iterations x 40 tasks x 20 "
+               "episodes x H 100, about 80M env steps (about 70 min at the 19k env steps/s of the CPU preset's "
+               "MAML run)", logdir=LONG_RUNS),
     Comparison("cheetah_vel_varibad_1e8", "cheetah_vel", ("varibad",), (0,),
-               ("--meta-iters", "15625", "--eval-every", "1000", "--checkpoint-every", "1000", "--env-physics",
-                "mjx"),
+               ("--meta-iters", "15625", "--eval-every", "1000", "--checkpoint-every", "250", "--no-tensorboard",
+                "--no-report"),
                "VariBAD's cheetah_vel preset at the authors' 1e8 frames: 15,625 iterations x 16 trials x 2 x 200 "
-               "steps", needs_gpu=True),
+               "steps on the CPU's C engine (about 4 h at the 6.9k env steps/s of cheetah_vel_varibad; resumed "
+               "across sessions)", logdir=LONG_RUNS),
     Comparison("cheetah_vel_pearl_oyster", "cheetah_vel", ("pearl",), (0,),
                ("--meta-iters", "500", "--meta-batch-size", "16", "--pearl.num-train-steps-per-itr", "2000",
                 "--pearl.batch-size", "256", *_OYSTER_NETS, "--pearl.replay-capacity", "100000", "--eval-every",
