@@ -175,6 +175,11 @@ GRID: tuple[Comparison, ...] = (
                _FIG5 + "the model the authors' test loads: ReLU (100, 100), 40 tasks x 20 episodes x H 200 per phase, "
                "fast lr 0.1, TRPO 0.02, 100 iterations (32M env steps); 40 held-out directions after 0-3 VPG steps",
                logdir=LONG_RUNS),
+    Comparison("cheetah_dir_fig5_vpg", "cheetah_dir", ("maml",), (0, 1, 2),
+               ("--env-variant", "maml_rllab", "--no-tensorboard", "--no-report", "--maml.inner-estimator", "vpg"),
+               _FIG5 + "as cheetah_dir_fig5 with the authors' inner surrogate, the plain log-likelihood (VPG) one "
+               "(their maml_npo.py), instead of jmeta's default LVC: the same inner step, a different meta-gradient "
+               "and TRPO metric", logdir=LONG_RUNS),
     Comparison("cheetah_dir_fig5_kl001", "cheetah_dir", ("maml",), (0,),
                ("--env-variant", "maml_rllab", "--no-tensorboard", "--no-report", "--maml.max-kl", "0.01"),
                _FIG5 + "as cheetah_dir_fig5 but with TRPO step 0.01 (the paper's text; the authors' tested model used "
