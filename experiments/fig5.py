@@ -4,8 +4,8 @@ a table, from the results grid's records.
     python experiments/fig5.py                 # every task with at least one finished seed
     python experiments/fig5.py --only cheetah_dir_fig5
 
-For each Fig. 5 grid entry (``experiments/grid.py``: ``cheetah_vel_fig5``, ``cheetah_dir_fig5`` and the
-TRPO-step-0.01 variant ``cheetah_dir_fig5_kl001``), the
+For each Fig. 5 grid entry (``experiments/grid.py``: ``cheetah_vel_fig5``, ``cheetah_dir_fig5``, the
+TRPO-step-0.01 variant ``cheetah_dir_fig5_kl001`` and the VPG-surrogate variant ``cheetah_dir_fig5_vpg``), the
 held-out return after 0-3 test-time VPG steps of every finished seed is read from compare.py's
 store (``experiments/results/compare/{stem}/maml_seed{s}.json``). The figure
 ``docs/img/fig5_{stem}.png`` shows jmeta's mean over seeds with its 95% CI (Student t over seeds;
@@ -13,7 +13,8 @@ with one seed, the seed's own standard error over the 40 held-out tasks, labelle
 paper's mean ± standard error over its 40 test tasks and its oracle. The table
 ``experiments/results/fig5.md`` gives both per step, the gap in units of the paper's standard
 error, and whether the target (within two standard errors of the paper or above it, after 1-3
-steps) is met.
+steps) is met; for forward/back also each seed's return on the forward and the backward tasks
+separately, beside the paper's split of the same raw data.
 
 The paper's values (``PAPER``) were recomputed from the raw data the authors ship with their code
 (cbfinn/maml_rl ``icml/*.pkl``): mean ± standard error over 40 test tasks, 20 rollouts per step,
@@ -49,6 +50,46 @@ PAPER: dict[str, tuple[str, tuple[float, ...], tuple[float, ...], float, float]]
     "cheetah_dir_fig5_kl001": ("cheetah forward/back, TRPO step 0.01", (-50.7, 293.2, 313.5, 315.7),
                                (2.9, 8.7, 8.0, 7.1), 442.7, 4.3),
 }
+PAPER["cheetah_dir_fig5_vpg"] = ("cheetah forward/back, VPG inner surrogate", *PAPER["cheetah_dir_fig5"][1:])
+
+#: The forward/back paper values split by direction (same raw data: the authors' test goals are
+#: ``np.random.seed(1)``'s 40 draws of U(0, 2), forward when >= 1): direction -> (mean after 0..3
+#: steps, standard error, number of test tasks).
+PAPER_DIRECTIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...], int]] = {
+    "forward": ((-37.7, 320.3, 341.4, 338.8), (3.1, 12.2, 7.2, 6.0), 18),
+    "backward": ((-61.3, 271.0, 290.6, 296.7), (3.4, 10.5, 11.6, 10.5), 22),
+}
+
+
+def held_out_directions(num_tasks: int) -> np.ndarray:
+    """The direction (+1 forward, -1 backward) of each of the forward/back protocol's held-out tasks: [num_tasks]."""
+    import jmeta
+    from jmeta.trainer import evaluation_bank
+
+    _, dist = jmeta.make("cheetah_dir", "maml_rllab")
+    return np.asarray(evaluation_bank(dist, num_tasks).tasks.target)[:, 0]
+
+
+def direction_table(rows: list[tuple[str, list[dict]]]) -> list[str]:
+    """Per seed of each forward/back entry: the held-out return after 0-3 steps on the forward and the
+    backward tasks separately, beside the paper's split."""
+    lines = ["", "## Forward/back by direction", "",
+             "Held-out return after 0-3 steps on each direction's tasks (jmeta: per seed, mean over that "
+             "direction's held-out tasks; paper: mean ± s.e. over its test tasks of that direction).", "",
+             "| task | seed | direction | tasks | step 0 | step 1 | step 2 | step 3 |", "|---" * 8 + "|"]
+    for direction, (mean, se, n) in PAPER_DIRECTIONS.items():
+        cells = " | ".join(f"{m:.1f} ± {e:.1f}" for m, e in zip(mean, se, strict=True))
+        lines.append(f"| paper | | {direction} | {n} | {cells} |")
+    for stem, records in rows:
+        if not stem.startswith("cheetah_dir"):
+            continue
+        for r in records:
+            per_task = np.asarray(r["eval"]["per_task"], np.float64)  # [T, K + 1]
+            sign = held_out_directions(per_task.shape[0])
+            for direction, chosen in (("forward", sign > 0), ("backward", sign < 0)):
+                cells = " | ".join(f"{v:.1f}" for v in per_task[chosen].mean(axis=0))
+                lines.append(f"| {PAPER[stem][0]} | {r['seed']} | {direction} | {int(chosen.sum())} | {cells} |")
+    return lines
 
 
 def seed_records(stem: str) -> list[dict]:
@@ -134,7 +175,7 @@ def main() -> None:
     for stem, records in rows:
         print("wrote", os.path.relpath(figure(stem, records), REPO))
     with open(TABLE, "w", encoding="utf-8") as f:
-        f.write("\n".join(table(rows)) + "\n")
+        f.write("\n".join(table(rows) + direction_table(rows)) + "\n")
     print("wrote", os.path.relpath(TABLE, REPO))
     print(json.dumps({stem: [r["seed"] for r in records] for stem, records in rows}))
 
