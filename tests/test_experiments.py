@@ -152,3 +152,18 @@ def test_fig5_table_and_figure_come_from_the_records(tmp_path, monkeypatch):
     lines = fig5.table([("cheetah_dir_fig5", records)])
     assert any("| cheetah forward/back | 1 | 1 | 293.2 ± 8.7 | 295.0 ± 5.0 | +0.2 | 60 min |" == line for line in lines)
     assert any(line.endswith("| target | | met | | |") for line in lines)
+
+
+def test_fig5_splits_forward_back_runs_by_direction():
+    """Each forward/back seed gets one row per direction, averaging exactly that direction's held-out tasks."""
+    import fig5
+
+    sign = fig5.held_out_directions(40)
+    assert set(np.unique(sign)) == {-1.0, 1.0}
+    per_task = np.where(sign[:, None] > 0, 100.0, -50.0) + np.arange(4.0)[None, :]  # [40, 4]
+    record = {"seed": 3, "eval": {"per_task": per_task.tolist()}}
+    lines = fig5.direction_table([("cheetah_dir_fig5", [record]), ("cheetah_vel_fig5", [record])])
+    rows = [line for line in lines if line.startswith("| cheetah forward/back | 3 |")]
+    assert rows == [f"| cheetah forward/back | 3 | forward | {int((sign > 0).sum())} | 100.0 | 101.0 | 102.0 | 103.0 |",
+                    f"| cheetah forward/back | 3 | backward | {int((sign < 0).sum())} | -50.0 | -49.0 | -48.0 | -47.0 |"]
+    assert not any("velocity" in line for line in lines)  # only the forward/back entries are split
